@@ -1,0 +1,446 @@
+"""E-mail: an RFC 5322 message in, an `email.message.EmailMessage` out.
+
+`parse` reads the raw bytes with the standard library's `email` package and `policy.default`
+(RFC 2047 headers, every charset Python knows; GB2312 and GBK are read as GB18030, their
+superset, and ISO-8859-1 as windows-1252, as mail programs mean them). It returns a
+`ParsedMail`: who wrote, the threading headers (Message-ID, In-Reply-To, References and the
+addresses it went to, where the reply token is), the writer's own words with the quoted reply
+and the signature taken off (`channels.email.text`), the mails it forwards (inline, or attached
+as message/rfc822), and the files. HTML-only mail is turned into text with inscriptis.
+
+What is wrong with a message is said, never raised: `unreadable` (empty, a broken MIME
+structure, multiparts nested deeper than `MAX_DEPTH`, a header field over `MAX_HEADER_BYTES`,
+no sender) and `automatic` (an auto-reply, a bounce, a mailing list: RFC 3834's
+Auto-Submitted, Precedence, multipart/report, a null or daemon sender) mean the gateway keeps
+the message for a person and does not answer; `problems` (an unknown charset, an empty file)
+are noted beside a message that is still read.
+
+`render` writes one reply: plain text (UTF-8, quoted-printable), with the thread's
+In-Reply-To and References, a stable Message-ID and Auto-Submitted: auto-replied, so that
+well-behaved auto-responders do not answer it. No network and no database here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from email import policy
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
+from email.utils import format_datetime, getaddresses, parsedate_to_datetime
+from typing import Any
+
+from channels.email.text import Author, Forward, is_reply_subject, take_apart
+from intake.messages import Attachment, InboundMessage, OutboundMessage
+
+CHANNEL = "email"
+MAX_HEADER_BYTES = 16 * 1024
+MAX_DEPTH = 20
+MAX_TEXT_CHARS = 200_000
+MAX_MESSAGE_IDS = 50
+MAX_ID_CHARS = 250
+# Inline pictures this small with a Content-ID are logos and icons of a signature, not evidence.
+DECORATION_BYTES = 10 * 1024
+CHARSET_ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030",
+                   "cp936": "gb18030", "iso-8859-1": "cp1252", "latin1": "cp1252",
+                   "us-ascii": "cp1252", "ascii": "cp1252", "ks_c_5601-1987": "cp949",
+                   "big5": "big5hkscs"}
+_BROKEN_STRUCTURE = ("StartBoundaryNotFoundDefect", "CloseBoundaryNotFoundDefect",
+                     "MultipartInvariantViolationDefect", "NoBoundaryInMultipartDefect",
+                     "MissingHeaderBodySeparatorDefect")
+_DAEMONS = re.compile(r"^(mailer-daemon|postmaster|no-?reply|do-?not-?reply|bounces?"
+                      r"|auto-?reply|autoresponder)([+._-].*)?$", re.IGNORECASE)
+_AUTOMATIC_SUBJECT = re.compile(
+    r"^\s*(auto(matic)? ?reply|auto:|out of (the )?office|réponse automatique|absence|"
+    r"respuesta automática|resposta automática|自动回复|自動回覆|автоответ|"
+    r"balasan otomatis|undeliverable|undelivered mail|delivery status notification|"
+    r"mail delivery failed|non remis|no entregado|退信|系统退信)", re.IGNORECASE)
+_MESSAGE_ID = re.compile(rf"<([^<>\s]{{1,{MAX_ID_CHARS}}})>")
+_ADDRESS = re.compile(r"^[^@\s<>\"]{1,64}@[^@\s<>\"]{1,255}$")
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """A file in the mail, with the name and type the sender's program gave it."""
+
+    filename: str
+    media_type: str
+    data: bytes
+
+
+@dataclass
+class ParsedMail:
+    """Everything the gateway needs from one e-mail."""
+
+    message_id: str
+    sender: Author | None = None
+    subject: str = ""
+    date: datetime | None = None
+    in_reply_to: list[str] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)
+    recipients: list[str] = field(default_factory=list)
+    language: str | None = None
+    text: str = ""
+    quoted: str = ""
+    forwards: list[Forward] = field(default_factory=list)
+    files: list[FilePart] = field(default_factory=list)
+    automatic: str | None = None
+    unreadable: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def details(self) -> dict[str, Any]:
+        """What is stored with the message (everything but the files' bytes and the text)."""
+        return {
+            "message_id": self.message_id, "subject": self.subject,
+            "date": self.date.isoformat() if self.date else None,
+            "from_name": self.sender.name if self.sender else "",
+            "in_reply_to": self.in_reply_to, "references": self.references,
+            "recipients": self.recipients, "language": self.language, "quoted": self.quoted,
+            "forwards": [{"name": f.author.name if f.author else "",
+                          "address": f.author.address if f.author else "",
+                          "subject": f.subject, "date": f.date, "text": f.text, "how": f.how}
+                         for f in self.forwards],
+            "automatic": self.automatic, "unreadable": self.unreadable,
+            "problems": self.problems,
+        }
+
+
+def parse(raw: bytes) -> ParsedMail:
+    """Read one raw message; whatever is wrong with it is reported, never raised."""
+    fallback_id = "sha256:" + hashlib.sha256(raw).hexdigest()
+    mail = ParsedMail(message_id=fallback_id)
+    if not raw.strip():
+        mail.unreadable = "empty message"
+        return mail
+    oversized = _oversized_header(raw)
+    if oversized:
+        mail.unreadable = oversized
+        return mail
+    try:
+        message = BytesParser(policy=policy.default).parsebytes(raw)
+        _read_headers(mail, message)
+        _read_body(mail, message)
+    except Exception as error:  # noqa: BLE001 - no message may stop the mailbox
+        mail.unreadable = f"the message cannot be read: {type(error).__name__}"
+    if not mail.unreadable and mail.sender is None:
+        mail.unreadable = "no sender address (From)"
+    return mail
+
+
+def _oversized_header(raw: bytes) -> str | None:
+    """The first header field longer than MAX_HEADER_BYTES (folded lines counted), if any."""
+    end = re.search(rb"\r?\n\r?\n", raw)
+    head = raw[: end.start() if end else len(raw)]
+    name, size = b"", 0
+    for line in head.splitlines():
+        if line[:1] in (b" ", b"\t") and name:
+            size += len(line)
+        else:
+            name, size = line.split(b":", 1)[0][:60], len(line)
+        if size > MAX_HEADER_BYTES:
+            return (f"header {name.decode('ascii', 'replace')} is longer than "
+                    f"{MAX_HEADER_BYTES} bytes")
+    return None
+
+
+def _header(mail: ParsedMail, message: Message, name: str) -> str:
+    """One header as text; a header the parser chokes on counts as absent, and is noted."""
+    try:
+        value = message.get(name)
+        return str(value).strip() if value is not None else ""
+    except Exception as error:  # noqa: BLE001 - e.g. RecursionError on "((((…"
+        mail.problems.append(f"header {name} unreadable: {type(error).__name__}")
+        return ""
+
+
+def _read_headers(mail: ParsedMail, message: Message) -> None:
+    ids = _MESSAGE_ID.findall(_header(mail, message, "Message-ID"))
+    if ids:
+        mail.message_id = ids[0]
+    senders = _addresses(_header(mail, message, "From"))
+    mail.sender = senders[0] if senders else None
+    mail.subject = " ".join(_header(mail, message, "Subject").split())[:998]
+    mail.in_reply_to = _MESSAGE_ID.findall(_header(mail, message, "In-Reply-To"))[:5]
+    mail.references = _MESSAGE_ID.findall(_header(mail, message, "References"))[
+        -MAX_MESSAGE_IDS:]
+    mail.recipients = [a.address for name in ("To", "Cc", "Delivered-To", "X-Original-To",
+                                              "Envelope-To", "X-Delivered-To")
+                       for a in _addresses(_header(mail, message, name))][:100]
+    mail.language = (_header(mail, message, "Content-Language").split(",")[0].strip()
+                     or None)
+    try:
+        mail.date = parsedate_to_datetime(_header(mail, message, "Date"))
+    except (TypeError, ValueError, IndexError):
+        mail.date = None
+    mail.automatic = _automatic(mail, message)
+
+
+def _addresses(value: str) -> list[Author]:
+    """The mailboxes of an address header, addresses lower-cased; nonsense left out."""
+    found = []
+    for name, address in getaddresses([value]):
+        address = address.strip().lower()
+        if _ADDRESS.match(address):
+            found.append(Author(name=name.strip(), address=address))
+    return found
+
+
+def _automatic(mail: ParsedMail, message: Message) -> str | None:
+    """Why this message was sent by a machine (RFC 3834 and common practice), or None."""
+    def get(name: str) -> str:
+        return _header(mail, message, name).lower()
+
+    auto_submitted = get("Auto-Submitted")
+    if auto_submitted and auto_submitted != "no":
+        return f"Auto-Submitted: {auto_submitted}"
+    for name in ("X-Autoreply", "X-Autorespond", "X-Auto-Reply", "X-Autoresponder"):
+        if get(name):
+            return f"{name} header"
+    if get("Precedence") in ("bulk", "junk", "list", "auto_reply"):
+        return f"Precedence: {get('Precedence')}"
+    if get("List-Id") or get("List-Unsubscribe"):
+        return "mailing list (List-Id)"
+    if message.get_content_type() == "multipart/report":
+        return "delivery or read report (multipart/report)"
+    if get("Return-Path").strip() == "<>":
+        return "bounce (empty Return-Path)"
+    if mail.sender and _DAEMONS.match(mail.sender.address.split("@")[0]):
+        return f"sent by {mail.sender.address.split('@')[0]}"
+    if _AUTOMATIC_SUBJECT.match(mail.subject):
+        return "an automatic reply or a delivery failure, by its subject"
+    return None
+
+
+# -- the body -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Texts:
+    plain: list[str] = field(default_factory=list)
+    html: list[str] = field(default_factory=list)
+
+
+def _read_body(mail: ParsedMail, message: Message) -> None:
+    broken = _broken_structure(message)
+    if broken:
+        mail.unreadable = f"broken MIME structure ({broken})"
+        return
+    texts = _Texts()
+    attached: list[tuple[Message, int]] = []
+    _walk(mail, message, 0, texts, attached)
+    if mail.unreadable:
+        return
+    body = take_apart(_body_text(texts), mail.subject)
+    mail.text = body.own[:MAX_TEXT_CHARS]
+    mail.quoted = body.quoted[:MAX_TEXT_CHARS]
+    mail.forwards = body.forwards
+    for part, depth in attached:
+        _attached_mail(mail, part, depth)
+
+
+def _broken_structure(message: Message) -> str | None:
+    """The name of a defect that means the parts cannot be told apart, if any."""
+    for part in _parts(message, 0):
+        for defect in part.defects:
+            if type(defect).__name__ in _BROKEN_STRUCTURE:
+                return type(defect).__name__
+    return None
+
+
+def _parts(message: Message, depth: int) -> list[Message]:
+    """Every part, to MAX_DEPTH + 1 levels (deeper ones are reported by `_walk`)."""
+    found = [message]
+    if depth <= MAX_DEPTH and message.is_multipart():
+        for part in message.get_payload() or []:
+            if isinstance(part, Message):
+                found.extend(_parts(part, depth + 1))
+    return found
+
+
+def _walk(mail: ParsedMail, part: Message, depth: int, texts: _Texts,
+          attached: list[tuple[Message, int]]) -> None:
+    """Collect the body texts, the files and the attached mails of one part."""
+    if depth > MAX_DEPTH:
+        mail.unreadable = f"multiparts nested deeper than {MAX_DEPTH} levels"
+        return
+    kind = part.get_content_type()
+    if part.is_multipart() and kind != "message/rfc822":
+        children = [p for p in part.get_payload() or [] if isinstance(p, Message)]
+        if kind == "multipart/alternative":
+            children = _best_alternative(children)
+        for child in children:
+            _walk(mail, child, depth + 1, texts, attached)
+            if mail.unreadable:
+                return
+        return
+    if kind == "message/rfc822":
+        attached.extend((inner, depth + 1) for inner in part.get_payload() or []
+                        if isinstance(inner, Message))
+        return
+    disposition = part.get_content_disposition()
+    filename = _filename(mail, part)
+    if kind in ("text/plain", "text/html") and disposition != "attachment" and not filename:
+        (texts.plain if kind == "text/plain" else texts.html).append(_decode(mail, part))
+        return
+    _file(mail, part, kind, filename)
+
+
+def _best_alternative(children: list[Message]) -> list[Message]:
+    """Of the versions of one body, the plain text one if there is any, else the last."""
+    plain = [c for c in children if c.get_content_type() == "text/plain"]
+    return plain[:1] or children[-1:]
+
+
+def _filename(mail: ParsedMail, part: Message) -> str:
+    try:
+        return str(part.get_filename() or "")
+    except Exception as error:  # noqa: BLE001 - a bad name must not lose the file
+        mail.problems.append(f"unreadable file name: {type(error).__name__}")
+        return "attachment"
+
+
+def _file(mail: ParsedMail, part: Message, kind: str, filename: str) -> None:
+    """A file: kept as evidence by the gateway, unless it is a signature's logo."""
+    data = part.get_payload(decode=True)
+    data = data if isinstance(data, bytes) else b""
+    if part.get("Content-ID") and part.get_content_disposition() != "attachment" and \
+            kind.startswith("image/") and len(data) < DECORATION_BYTES:
+        return
+    mail.files.append(FilePart(filename=filename or _unnamed(kind), media_type=kind,
+                               data=data))
+
+
+def _unnamed(kind: str) -> str:
+    return "attachment." + (kind.split("/")[-1].split("+")[0] or "bin")
+
+
+def _decode(mail: ParsedMail, part: Message) -> str:
+    """A text part as str, in its charset (or as UTF-8 with replacements when it is unknown)."""
+    payload = part.get_payload(decode=True)
+    data = payload if isinstance(payload, bytes) else b""
+    declared = (part.get_content_charset() or "utf-8").lower()
+    charset = CHARSET_ALIASES.get(declared, declared)
+    try:
+        return data.decode(charset, errors="replace")
+    except LookupError:
+        mail.problems.append(f"unknown charset {declared[:40]}: read as UTF-8")
+        return data.decode("utf-8", errors="replace")
+
+
+def _body_text(texts: _Texts) -> str:
+    """The plain text of the body; HTML only where the mail has no plain text."""
+    if any(t.strip() for t in texts.plain):
+        return "\n\n".join(t.strip() for t in texts.plain if t.strip())
+    return "\n\n".join(html_to_text(h) for h in texts.html if h.strip())
+
+
+def html_to_text(html: str) -> str:
+    """The text of an HTML mail as a person reads it (inscriptis keeps lines and tables)."""
+    from inscriptis import get_text
+
+    text = get_text(html)
+    return "\n".join(line.strip() for line in text.split("\n")).strip()
+
+
+def _attached_mail(mail: ParsedMail, inner: Message, depth: int) -> None:
+    """A mail forwarded as an attachment (message/rfc822): its words, files and forwards."""
+    nested = ParsedMail(message_id=mail.message_id)
+    _read_headers(nested, inner)
+    texts = _Texts()
+    attached: list[tuple[Message, int]] = []
+    _walk(nested, inner, depth, texts, attached)
+    if nested.unreadable:
+        mail.unreadable = nested.unreadable
+        return
+    body = take_apart(_body_text(texts), nested.subject)
+    mail.forwards.append(Forward(author=nested.sender, subject=nested.subject,
+                                 date=_header(mail, inner, "Date"), text=body.own,
+                                 how="attachment"))
+    mail.forwards.extend(body.forwards)
+    mail.files.extend(nested.files)
+    mail.problems.extend(nested.problems)
+    for part, part_depth in attached:
+        _attached_mail(mail, part, part_depth)
+
+
+# -- to the gateway and back ------------------------------------------------------------------
+
+
+def readable_text(mail: ParsedMail) -> str:
+    """The writer's words and each forwarded mail, as the transcript shows them."""
+    parts = [mail.text] if mail.text else []
+    for forward in mail.forwards:
+        author = forward.author
+        who = f"{author.name} <{author.address}>".strip() if author else ""
+        parts.append(f"[{forward.how} forward] {who}\n{forward.subject}\n\n{forward.text}"
+                     .strip())
+    return "\n\n".join(parts)
+
+
+def inbound(mail: ParsedMail, attachments: tuple[Attachment, ...] = ()) -> InboundMessage:
+    """The neutral message of a readable mail; the hints say who wrote and in what language."""
+    sender = mail.sender
+    hints = {"contact": sender.address} if sender else {}
+    if sender and sender.name:
+        hints["name"] = sender.name
+    if mail.language:
+        hints["language"] = mail.language
+    # Received now, whatever the Date header (the sender's clock) says.
+    return InboundMessage(channel=CHANNEL, sender=sender.address if sender else "",
+                          provider_message_id=mail.message_id, text=readable_text(mail),
+                          attachments=attachments, hints=hints)
+
+
+@dataclass(frozen=True)
+class Thread:
+    """What a reply needs from its thread."""
+
+    subject: str
+    reply_to: str
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+
+
+def reply_subject(subject: str, reference: str | None, fallback: str) -> str:
+    """"Re: <their subject>", with the reference in brackets once there is one."""
+    base = " ".join(subject.split())[:200] or fallback
+    if subject and not is_reply_subject(base):
+        base = f"Re: {base}"
+    if reference and reference not in base:
+        base = f"{base} [{reference}]"
+    return base
+
+
+def render(message: OutboundMessage, sender: str, recipient: str, thread: Thread,
+           message_id: str, now: datetime, language: str | None = None) -> EmailMessage:
+    """One reply as an e-mail: plain text, threaded, marked as an automatic reply."""
+    mail = EmailMessage(policy=policy.SMTP)
+    mail["From"] = sender
+    mail["To"] = recipient
+    mail["Reply-To"] = thread.reply_to
+    mail["Subject"] = thread.subject
+    mail["Date"] = format_datetime(now)
+    mail["Message-ID"] = f"<{message_id}>"
+    if thread.in_reply_to:
+        mail["In-Reply-To"] = f"<{thread.in_reply_to}>"
+    references = [*thread.references, *([thread.in_reply_to] if thread.in_reply_to else [])]
+    if references:
+        unique = list(dict.fromkeys(references))[-20:]
+        mail["References"] = " ".join(f"<{r}>" for r in unique)
+    mail["Auto-Submitted"] = "auto-replied"
+    mail["X-Auto-Response-Suppress"] = "All"
+    if language:
+        mail["Content-Language"] = language
+    mail.set_content(_plain(message), subtype="plain", charset="utf-8",
+                     cte="quoted-printable")
+    return mail
+
+
+def _plain(message: OutboundMessage) -> str:
+    """The text, with choices as numbered lines (an e-mail has no buttons)."""
+    lines = [message.text.strip()]
+    if message.choices:
+        lines.append("\n".join(f"{n}. {c.label}" for n, c in enumerate(message.choices, 1)))
+    return "\n\n".join(line for line in lines if line) + "\n"

@@ -1,0 +1,16 @@
+"""Africa's Talking's table of cases for the conformance harness (tests/channels)."""
+
+from channels.conformance import Case
+
+SENDER = "+254711000004"
+
+CASES = [
+    Case("message_text", ("Habari, nataka kulalamika kuhusu mgodi",), SENDER,
+         {"contact": SENDER, "country": "KE"}),
+    Case("delivery_report_success", reports=(("ATXid_sent1", "delivered"),)),
+    Case("delivery_report_blacklisted", reports=(("ATXid_sent2", "failed"),)),
+]
+# Africa's Talking sends nothing but SMS and delivery reports: a report for a message this
+# gateway never sent is its "unknown" delivery (acknowledged, nothing stored).
+UNKNOWN_TYPE = "delivery_report_success"
+PLAIN_TEXT = "message_text"
