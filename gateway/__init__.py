@@ -1,0 +1,1 @@
+"""The gateway: wires channels, the intake engine and storage together (app, CLI, workers)."""

@@ -1,0 +1,240 @@
+"""The outbox sender: every reply to a Telegram, WhatsApp or SMS user leaves from here.
+
+One round claims the due rows that head their conversation's queue (so replies keep their
+order; on PostgreSQL with SKIP LOCKED, so several workers share the work), renders each with its
+channel's adapter, sends it within the channel's rate limits and records what happened in the
+row: `sent` with the provider's message id, `pending` again with a later `next_attempt_at`
+after a transient error (timeouts, 5xx, 429 and the providers' throttling codes; capped
+exponential backoff with jitter), or `failed` with `last_error`, where the secretariat sees it.
+
+Sending twice is guarded by the row's state: only the claim that moved a row to `sending`
+sends it, and a message split into parts records how many went out, so a retry resumes after
+them. A row is taken again only when its claim ran out (the sender died mid-send); the message
+may then arrive twice, which beats never.
+
+The web chat and the terminal deliver their own rows, so the sender never touches them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from channels.base import SendFailure
+from gateway.providers import ChannelClient, Limit, Rendering, Words
+from gateway.runtime import Runtime
+from gateway.service import now_utc
+from intake.messages import OutboundMessage
+from storage import delivery
+from storage.db import transaction, with_retry
+from storage.delivery import Claim
+
+log = logging.getLogger(__name__)
+CLAIM_LEASE = timedelta(minutes=5)
+CLAIM_BATCH = 100
+
+
+class RateLimiter:
+    """Per-key rate limits (the generic cell rate algorithm), on an injectable clock.
+
+    `reserve` books the earliest moment the limit allows and says how long to wait for it;
+    bookings are made without awaiting, so concurrent senders never overbook. A call under
+    several limits reserves them one after the other, the narrowest (one chat) first, each
+    after waiting for the one before, so a wait for one chat never holds a slot of the
+    shared limit that other chats could use.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._next: dict[str, float] = {}
+
+    def reserve(self, limit: Limit) -> float:
+        """Seconds to wait before the next call under this limit."""
+        now = self.clock()
+        interval = 1.0 / limit.rate
+        earliest = self._next.get(limit.key, now)
+        start = max(now, earliest - (limit.burst - 1) * interval)
+        self._next[limit.key] = max(earliest, start) + interval
+        return start - now
+
+
+def backoff(attempt: int, base: float, cap: float, jitter: Callable[[], float]) -> float:
+    """Seconds before try number `attempt` + 1: doubling from `base`, at most `cap`, and
+    randomly between half and all of that, so retries of many rows spread out."""
+    ceiling = min(cap, base * 2 ** max(0, attempt - 1))
+    return ceiling / 2 + jitter() * ceiling / 2
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What sending one claimed row came to."""
+
+    ids: list[str]
+    rendering: Rendering | None = None
+    failure: SendFailure | None = None
+
+
+class OutboxSender:
+    """Sends the outbox rows of the channels that have a client."""
+
+    def __init__(self, runtime: Runtime, clients: dict[str, ChannelClient],
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+                 now: Callable[[], datetime] = now_utc,
+                 jitter: Callable[[], float] = random.random) -> None:
+        self.runtime = runtime
+        self.clients = clients
+        self.limiter = RateLimiter(clock)
+        self.sleep = sleep
+        self.now = now
+        self.jitter = jitter
+        self._wake: asyncio.Event | None = None
+
+    def wake(self) -> None:
+        """New rows were queued: send them now rather than at the next poll."""
+        if self._wake is not None:
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Send until cancelled; an error in one round never stops the sender."""
+        self._wake = asyncio.Event()
+        poll = self.runtime.settings.outbox_poll_seconds
+        while True:
+            try:
+                claimed = await self.send_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - log and try again next round
+                log.exception("outbox round failed")
+                claimed = 0
+            if not claimed:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), poll)
+
+    async def run_until_idle(self) -> int:
+        """Send rounds until nothing is due (tests, and a worker draining before it stops)."""
+        total = 0
+        while claimed := await self.send_due():
+            total += claimed
+        return total
+
+    async def send_due(self) -> int:
+        """One round: claim the due rows and send them; the number claimed."""
+        if not self.clients:
+            return 0
+        now = self.now()
+        claims = await asyncio.to_thread(self._claim, now)
+        await asyncio.gather(*(self._deliver(claim) for claim in claims))
+        return len(claims)
+
+    def _claim(self, now: datetime) -> list[Claim]:
+        def work() -> list[Claim]:
+            with transaction(self.runtime.sessions) as session:
+                return delivery.claim_outbox(session, list(self.clients), now,
+                                             now + CLAIM_LEASE, CLAIM_BATCH)
+        return with_retry(work)
+
+    async def _deliver(self, claim: Claim) -> None:
+        """Render and send one row, then record the outcome."""
+        if claim.blocked:
+            outcome = Outcome([], failure=SendFailure(
+                "blocked", "not sent: the person has blocked the bot or unsubscribed"))
+        else:
+            outcome = await self._send(claim)
+        try:
+            await asyncio.to_thread(self._record, claim, outcome)
+        except Exception:  # noqa: BLE001 - the claim runs out and the row is tried again
+            log.exception("recording the outcome of outbox row %s failed", claim.outbox_id)
+
+    async def _send(self, claim: Claim) -> Outcome:
+        client = self.clients[claim.channel]
+        message = OutboundMessage.from_dict(claim.body)
+        words = self._words(claim.language, len(message.choices))
+        try:
+            rendering = client.render(claim, message, words, self.now())
+        except SendFailure as failure:
+            return Outcome([], failure=failure)
+        outcome = await self._send_parts(client, claim, rendering)
+        if outcome.failure and outcome.failure.kind == "window" and not outcome.ids:
+            # The provider says the window closed before our clock did: use the template.
+            closed = dataclasses.replace(claim, last_inbound_at=None)
+            try:
+                rendering = client.render(closed, message, words, self.now())
+            except SendFailure as failure:
+                return Outcome([], failure=failure)
+            outcome = await self._send_parts(client, closed, rendering)
+        return outcome
+
+    async def _send_parts(self, client: ChannelClient, claim: Claim, rendering: Rendering
+                          ) -> Outcome:
+        """The parts not sent yet, each within the rate limits."""
+        ids: list[str] = []
+        for part in rendering.parts[claim.parts_sent:]:
+            for limit in client.limits(claim.recipient):
+                delay = self.limiter.reserve(limit)
+                if delay > 0:
+                    await self.sleep(delay)
+            try:
+                ids.append(await client.send_part(part))
+            except SendFailure as failure:
+                return Outcome(ids, rendering, failure)
+        return Outcome(ids, rendering)
+
+    def _words(self, language: str | None, choices: int) -> Words:
+        catalogs = self.runtime.engine.catalogs
+        lang = language or catalogs.default_language
+        return Words(choose=catalogs.text(lang, "channel.choose"),
+                     number_hint=catalogs.text(lang, "error.choice", count=choices))
+
+    def _record(self, claim: Claim, outcome: Outcome) -> None:
+        def work() -> None:
+            with transaction(self.runtime.sessions) as session:
+                row = delivery.claimed_row(session, claim)
+                if row is None:
+                    log.warning("outbox row %s was taken by another sender", claim.outbox_id)
+                    return
+                now = self.now()
+                row.attempts += 1
+                row.parts_sent = claim.parts_sent + len(outcome.ids)
+                if outcome.ids:
+                    row.provider_message_id = outcome.ids[-1]
+                if outcome.failure is None:
+                    self._sent(row, outcome.rendering, now)
+                else:
+                    self._failed(session, row, claim, outcome.failure, now)
+        with_retry(work)
+
+    def _sent(self, row: Any, rendering: Rendering | None, now: datetime) -> None:
+        row.last_error = None
+        row.next_attempt_at = None
+        row.delivery_mode = rendering.mode if rendering else None
+        if rendering is not None and rendering.hold:
+            # Only the template went out; the message itself waits for the person's reply.
+            row.state, row.parts_sent = "held", 0
+            return
+        row.state, row.sent_at = "sent", now
+
+    def _failed(self, session: Any, row: Any, claim: Claim, failure: SendFailure,
+                now: datetime) -> None:
+        settings = self.runtime.settings
+        row.last_error = f"{failure.detail}"[:2000]
+        if failure.kind == "transient" and row.attempts < settings.outbox_max_attempts:
+            wait = backoff(row.attempts, settings.outbox_backoff_seconds,
+                           settings.outbox_backoff_max_seconds, self.jitter)
+            row.state = "pending"
+            row.next_attempt_at = now + timedelta(seconds=max(wait, failure.retry_after or 0))
+            return
+        row.state, row.next_attempt_at = "failed", None
+        if failure.kind == "transient":
+            row.last_error = f"gave up after {row.attempts} attempts: {failure.detail}"[:2000]
+        if failure.kind == "blocked":
+            delivery.mark_blocked(session, claim.channel, claim.recipient, True, now)
+        log.warning("outbox row %s to %s failed: %s", row.id, claim.channel, row.last_error)

@@ -1,0 +1,342 @@
+"""The inbound pipeline: store, then process in one transaction per message, then reply.
+
+Steps for one message (DESIGN.md, "One inbound message, end to end"):
+1. `receive`: the raw message is committed under its provider id (a retry is recognised);
+2. `process`: the conversation is loaded and locked, the engine applies the message, and the
+   new state, answers, evidence, outbox rows and (on submission) the application are committed
+   together; a failure is recorded on the stored message, which stays visible and is retried.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.language_detection import build_detector
+from gateway.settings import Settings
+from intake.catalog import DEFAULT_LOCALE_DIR, load_catalogs
+from intake.deadlines import (
+    confidentiality_decision_deadline,
+    formal_review_deadline,
+    receipt_date,
+)
+from intake.engine import Context, Engine, Receipt, State, Turn
+from intake.form import DEFAULT_FORM_PATH, load_form
+from intake.messages import Attachment, InboundMessage, OutboundMessage
+from intake.reference import new_reference
+from intake.translation import free_texts, translatable_keys
+from intake.workflow import status_after_answer
+from storage import delivery, repository, translations
+from storage.db import transaction, with_retry
+from storage.delivery import MediaToFetch
+from storage.models import Application, ApplicationAction, Conversation
+
+log = logging.getLogger(__name__)
+MAX_PROCESSING_ATTEMPTS = 5
+
+
+def build_engine(settings: Settings) -> Engine:
+    """The engine for the configured form, catalogs and language detector."""
+    form = load_form(settings.form_path or DEFAULT_FORM_PATH)
+    overrides = [settings.catalog_dir] if settings.catalog_dir else []
+    catalogs = load_catalogs([DEFAULT_LOCALE_DIR, *overrides], settings.default_language)
+    return Engine(form, catalogs, build_detector(settings.language_detector, form.languages))
+
+
+class Filing(Protocol):
+    """Applies a stored message of one channel in the pipeline's transaction."""
+
+    def apply(self, session: Session, row: Any, now: datetime) -> list[Delivered]:
+        """Process the row (marking it processed) and return the replies queued."""
+        ...
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """A reply with the id of its outbox row."""
+
+    outbox_id: int
+    message: OutboundMessage
+
+
+def now_utc() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class IntakeService:
+    """Everything a channel needs: hand in a message, get the replies."""
+
+    def __init__(self, sessions: sessionmaker[Session], engine: Engine) -> None:
+        self.sessions = sessions
+        self.engine = engine
+        # Channels whose messages are applied otherwise than by a conversation turn (e-mail:
+        # gateway.mail_filing), by channel name.
+        self.filings: dict[str, Filing] = {}
+
+    def handle(self, message: InboundMessage) -> list[Delivered] | None:
+        """Store and process one message; None when it is a retry of one already stored."""
+        inbound_id = self.receive(message)
+        if inbound_id is None:
+            return None
+        return self.process(inbound_id)
+
+    def receive(self, message: InboundMessage, media: Sequence[MediaToFetch] = ()
+                ) -> int | None:
+        """Commit the raw message (and the files still to fetch from the provider); None when
+        the provider id was seen before."""
+        def work() -> int | None:
+            with transaction(self.sessions) as session:
+                return self.store(session, message, media, now_utc())
+        return with_retry(work)
+
+    def store(self, session: Session, message: InboundMessage, media: Sequence[MediaToFetch],
+              now: datetime) -> int | None:
+        """`receive` in the caller's transaction (the webhooks commit the deliveries that
+        arrive together in one)."""
+        inbound_id = repository.store_inbound(session, message, now)
+        if inbound_id is not None and media:
+            delivery.add_media_downloads(session, inbound_id, message.channel, media, now)
+        return inbound_id
+
+    def process(self, inbound_id: int) -> list[Delivered]:
+        """Apply a stored message to its conversation; on failure, record it and apologise."""
+        try:
+            return with_retry(lambda: self._process(inbound_id))
+        except Exception as error:  # noqa: BLE001 - a crash must leave a visible trace
+            log.exception("processing inbound message %s failed", inbound_id)
+            return with_retry(partial(self._record_failure, inbound_id, error))
+
+    def start(self, channel: str, sender: str, hints: dict[str, str] | None = None
+              ) -> list[Delivered]:
+        """Open or resume the conversation when a person opens the chat (web, terminal)."""
+        def work() -> list[Delivered]:
+            with transaction(self.sessions) as session:
+                now = now_utc()
+                conversation = repository.current_conversation(session, channel, sender)
+                if conversation is None:
+                    conversation = repository.new_conversation(session, channel, sender, now,
+                                                               hints)
+                state = State.from_dict(conversation.state)
+                context = Context(hints=dict(hints or {}),
+                                  application_status=_status(session, conversation))
+                turn = self.engine.resume(state, context)
+                self._save_state(conversation, state, now)
+                rows = repository.add_outbox(session, conversation, turn.messages, now)
+                return [Delivered(r.id, m) for r, m in zip(rows, turn.messages, strict=True)]
+        return with_retry(work)
+
+    def mark_delivered(self, delivered: list[Delivered]) -> None:
+        """Record that replies reached the person."""
+        def work() -> None:
+            with transaction(self.sessions) as session:
+                repository.mark_sent(session, [d.outbox_id for d in delivered], now_utc())
+        with_retry(work)
+
+    # -- inside the transaction ----------------------------------------------------------
+
+    def _process(self, inbound_id: int) -> list[Delivered]:
+        with transaction(self.sessions) as session:
+            row = repository.inbound(session, inbound_id)
+            if row.processed_at is not None:
+                return []
+            now = now_utc()
+            row.attempts += 1
+            filing = self.filings.get(row.channel)
+            if filing is not None:
+                return filing.apply(session, row, now)
+            message = _message_of(row)
+            conversation = repository.current_conversation(session, row.channel, row.sender)
+            if conversation is None:
+                conversation = repository.new_conversation(session, row.channel, row.sender, now,
+                                                           row.hints)
+            notices = self._media_notices(session, conversation, row.id)
+            if notices and not message.text and not message.attachments and \
+                    conversation.state.get("status", "new") != "new":
+                delivered = self._notify(session, conversation, notices, now)
+            else:
+                delivered = self._apply(session, conversation, message, now, notices)
+            row.conversation_id = conversation.id
+            row.application_id = conversation.application_id
+            row.processed_at = now
+            row.error = None
+            return delivered
+
+    def _media_notices(self, session: Session, conversation: Conversation, inbound_id: int
+                       ) -> list[OutboundMessage]:
+        """What to tell the person about files of this message that could not be fetched."""
+        language = conversation.language or self.engine.catalogs.default_language
+        return [OutboundMessage(self.engine.catalogs.text(
+            language, f"media.failed.{job.failure or 'download'}",
+            filename=job.filename or "file")) for job in delivery.failed_media(session,
+                                                                                 inbound_id)]
+
+    def _notify(self, session: Session, conversation: Conversation,
+                notices: list[OutboundMessage], now: datetime) -> list[Delivered]:
+        """Only the notices (a message that held nothing but failed files); the question
+        stays open."""
+        self._heard_from(session, conversation, now)
+        last = notices[-1]
+        awaiting = State.from_dict(conversation.state).current
+        notices[-1] = OutboundMessage(last.text, awaiting=awaiting, ends_turn=True,
+                                      direction=last.direction)
+        rows = repository.add_outbox(session, conversation, notices, now)
+        return [Delivered(r.id, m) for r, m in zip(rows, notices, strict=True)]
+
+    def _heard_from(self, session: Session, conversation: Conversation, now: datetime) -> None:
+        """The person wrote: they have not blocked us, and held messages may go out."""
+        conversation.last_inbound_at = now
+        conversation.blocked_at = None
+        delivery.release_held(session, conversation.id, now)
+
+    def _apply(self, session: Session, conversation: Conversation, message: InboundMessage,
+               now: datetime, notices: Sequence[OutboundMessage] = ()) -> list[Delivered]:
+        """One engine turn and everything it implies, in the caller's transaction."""
+        conversation.hints = {**conversation.hints, **message.hints}
+        self._heard_from(session, conversation, now)
+        state = State.from_dict(conversation.state)
+        turn = self.engine.handle(state, message, Context(
+            hints=dict(conversation.hints), application_status=_status(session, conversation)))
+        messages = [*notices, *turn.messages]
+        if turn.start_new:
+            conversation = repository.new_conversation(session, conversation.channel,
+                                                       conversation.sender, now,
+                                                       conversation.hints)
+            previous_language = state.language
+            state = State()
+            hints = {**conversation.hints, "language": previous_language or ""}
+            messages = self.engine.resume(state, Context(hints=hints)).messages
+        if turn.supplement_attachments or turn.supplement_text:
+            self._supplement(session, conversation, turn, now)
+        if turn.submit:
+            messages += self._submit(session, conversation, state, now)
+        self._queue_translations(session, conversation, state, turn, now)
+        self._save_state(conversation, state, now)
+        rows = repository.add_outbox(session, conversation, messages, now)
+        return [Delivered(r.id, m) for r, m in zip(rows, messages, strict=True)]
+
+    def _submit(self, session: Session, conversation: Conversation, state: State,
+                now: datetime) -> list[OutboundMessage]:
+        """Create the application with its reference and deadlines; return the receipt."""
+        review = formal_review_deadline(now)
+        confidentiality = (confidentiality_decision_deadline(now)
+                           if state.answers.get("confidentiality.requested") else None)
+        year = receipt_date(now).year
+        reference = new_reference(year)
+        while repository.reference_exists(session, reference):
+            reference = new_reference(year)
+        application = Application(
+            reference=reference, status="submitted", channel=conversation.channel,
+            sender=conversation.sender, language=state.language or "en",
+            fields=dict(state.answers), submitted_at=now,
+            formal_review_deadline=review.due,
+            formal_review_deadline_provisional=review.provisional,
+            confidentiality_requested=confidentiality is not None,
+            confidentiality_decision_deadline=confidentiality.due if confidentiality else None,
+            confidentiality_decision_deadline_provisional=bool(
+                confidentiality and confidentiality.provisional))
+        session.add(application)
+        session.flush()
+        conversation.application_id = application.id
+        conversation.status = "submitted"
+        repository.add_evidence(session, conversation, state.answers.get("evidence") or [], now,
+                                application.id)
+        authorisation = state.answers.get("agent.authorisation")
+        if isinstance(authorisation, dict):
+            repository.add_evidence(session, conversation, [authorisation], now, application.id)
+        return self.engine.receipt(state, Receipt(reference, review, confidentiality))
+
+    def _supplement(self, session: Session, conversation: Conversation, turn: Turn,
+                    now: datetime) -> None:
+        """Material sent after submission joins the application; an answer to the secretariat's
+        request for more puts it back under formal review."""
+        repository.add_evidence(session, conversation,
+                                [a.as_dict() for a in turn.supplement_attachments], now,
+                                conversation.application_id, after_submission=True)
+        if conversation.application_id is None:
+            return
+        application = session.get_one(Application, conversation.application_id)
+        back_to = status_after_answer(application.status)
+        if back_to is None:
+            return
+        files = ", ".join(a.filename for a in turn.supplement_attachments)
+        repository.add_action(session, ApplicationAction(
+            application_id=application.id, at=now, actor="applicant",
+            action="supplement_answered", from_status=application.status,
+            to_status=back_to, message="\n".join(
+                part for part in (turn.supplement_text, files and f"[{files}]") if part),
+            message_language=conversation.language))
+        application.status = back_to
+        application.status_changed_at = now
+
+    def _queue_translations(self, session: Session, conversation: Conversation, state: State,
+                            turn: Turn, now: datetime) -> None:
+        """Translation jobs for the free text this turn added or changed (all of it on
+        submission, so answers dropped at the end lose theirs), in the turn's transaction."""
+        language = state.language or self.engine.catalogs.default_language
+        form = self.engine.form
+        if turn.submit or "*" in turn.changed_fields:
+            keys: Collection[str] = translatable_keys(form)
+        else:
+            keys = translatable_keys(form) & set(turn.changed_fields)
+        translations.queue_answers(session, conversation.id,
+                                   free_texts(form, state.answers, keys), keys, language, now,
+                                   conversation.application_id)
+        if turn.submit and conversation.application_id is not None:
+            translations.attach_to_application(session, conversation.id,
+                                               conversation.application_id)
+        if turn.supplement_text:
+            translations.queue_supplement(session, conversation.id,
+                                          conversation.application_id, turn.supplement_text,
+                                          language, now)
+
+    def _save_state(self, conversation: Conversation, state: State, now: datetime) -> None:
+        conversation.state = state.to_dict()
+        conversation.language = state.language
+        conversation.updated_at = now
+        if conversation.status == "expired":
+            conversation.status, conversation.expired_at = "draft", None
+
+    def _record_failure(self, inbound_id: int, error: Exception) -> list[Delivered]:
+        """Keep the failed message visible and tell the person it is safe."""
+        with transaction(self.sessions) as session:
+            row = repository.inbound(session, inbound_id)
+            row.error = f"{type(error).__name__}: {error}"[:2000]
+            # Counted here: the failed transaction's count was rolled back with it. The person
+            # hears it once, not at every retry.
+            row.attempts += 1
+            conversation = repository.current_conversation(session, row.channel, row.sender)
+            if conversation is None or row.attempts > 1:
+                return []
+            sorry = OutboundMessage(self.engine.catalogs.text(
+                conversation.language or self.engine.catalogs.default_language,
+                "error.internal"), ends_turn=True, awaiting=State.from_dict(
+                    conversation.state).current)
+            rows = repository.add_outbox(session, conversation, [sorry], now_utc())
+            return [Delivered(rows[0].id, sorry)]
+
+
+def _status(session: Session, conversation: Conversation) -> str | None:
+    """The status of the conversation's application, if it was submitted."""
+    if conversation.application_id is None:
+        return None
+    # Locked: a secretariat decision and the applicant's answer never interleave.
+    return session.get_one(Application, conversation.application_id,
+                           with_for_update=True).status
+
+
+def _message_of(row: Any) -> InboundMessage:
+    """The neutral message back from its stored row."""
+    return InboundMessage(
+        channel=row.channel, sender=row.sender, provider_message_id=row.provider_message_id,
+        text=row.text or "",
+        attachments=tuple(Attachment(a["filename"], a["media_type"], a["size"], a["sha256"])
+                          for a in row.attachments or []),
+        received_at=row.received_at, hints=dict(row.hints or {}))
+
