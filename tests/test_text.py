@@ -1,0 +1,58 @@
+"""Reading what applicants type: refusals to give a name, counts, lists of names."""
+
+from __future__ import annotations
+
+import pytest
+
+from intake.text import clean, has_words, is_refusal, parse_count, split_names
+
+
+@pytest.mark.parametrize("answer", [
+    "anonymous", "Anonymous.", "ANONYME", "匿名", "no name", "N/A", "x", "-", "???", "",
+    "😶", "prefer not to say", "I don't want to give my name", "保密", "不想说",
+    "我不想透露姓名",
+])
+def test_refusal_to_give_a_name_is_recognised(answer: str) -> None:
+    assert is_refusal(answer)
+
+
+@pytest.mark.parametrize("name", [
+    "Li Na", "Ngozi Okafor", "王芳", "Xu Ming", "Ng Wai Man", "Noé Kasongo", "Nonhlanhla Dlamini",
+    "Siri Hansen", "Kasulo community", "Haki Madini",
+])
+def test_real_names_are_not_refusals(name: str) -> None:
+    assert not is_refusal(name)
+
+
+@pytest.mark.parametrize(("answer", "count"), [
+    ("12", 12), ("about 40 families", 40), ("三", 3), ("三个人", 3), ("1,200", 1200),
+    ("2 000", 2000), ("２０", 20),
+])
+def test_count_is_read_from_the_answer(answer: str, count: int) -> None:
+    assert parse_count(answer) == count
+
+
+@pytest.mark.parametrize("answer", ["many", "10 or 20", "40 families, 200 people", ""])
+def test_answer_without_one_clear_count_gives_none(answer: str) -> None:
+    assert parse_count(answer) is None
+
+
+@pytest.mark.parametrize(("answer", "names"), [
+    ("Li Na, Wang Fang", ["Li Na", "Wang Fang"]),
+    ("Li Na and Wang Fang", ["Li Na", "Wang Fang"]),
+    ("Li Na\nWang Fang", ["Li Na", "Wang Fang"]),
+    ("李娜、王芳", ["李娜", "王芳"]),
+    ("Neema Mwamba na Furaha Ilunga", ["Neema Mwamba", "Furaha Ilunga"]),
+    ("Ngozi Okafor;", ["Ngozi Okafor"]),
+])
+def test_names_are_split_at_commas_lines_and_and(answer: str, names: list[str]) -> None:
+    assert split_names(answer) == names
+
+
+def test_cleaning_removes_control_characters_and_keeps_line_breaks() -> None:
+    assert clean("  Kasulo\x00 river\r\nwells\u200b red\x1b  ") == "Kasulo river\nwells red"
+
+
+def test_emoji_and_punctuation_are_not_words() -> None:
+    assert not has_words("😡👍 !!")
+    assert has_words("水 😡")
