@@ -91,12 +91,26 @@ async def test_serve_killed_mid_load_stores_processes_and_answers_every_message_
     serve = await start("serve", folder, env, "serve-1")
     acknowledged = dict.fromkeys(PEOPLE, 0)
     killed = asyncio.Event()
+    providers.delay = 0.2  # a kill finds a reply under way
+
+    async def answered(who: str, before: int) -> bool:
+        """Until the gateway's next question reached `who` (or the gateway was killed)."""
+        while not killed.is_set():
+            if len(providers.to("whatsapp", who)) > before:
+                return True
+            await asyncio.sleep(0.02)
+        return False
 
     async def person(who: str) -> None:
-        for body in CONVERSATIONS[who]:  # each line after the last was acknowledged
+        # Like someone on a phone: each line once the last was acknowledged and answered, so
+        # the load keeps on while replies are being sent (the kill finds both under way).
+        for body in CONVERSATIONS[who]:
+            before = len(providers.to("whatsapp", who))
             if killed.is_set() or not await deliver(serve.url, body):
                 return
             acknowledged[who] += 1
+            if not await answered(who, before):
+                return
 
     async def kill_mid_load() -> None:
         total = len(PEOPLE) * len(LINES)
