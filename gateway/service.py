@@ -147,9 +147,9 @@ class IntakeService:
             if row.processed_at is not None:
                 return []
             now = now_utc()
-            row.attempts += 1
             filing = self.filings.get(row.channel)
             if filing is not None:
+                row.attempts += 1
                 return filing.apply(session, row, now)
             message = _message_of(row)
             conversation = repository.current_conversation(session, row.channel, row.sender)
@@ -162,6 +162,9 @@ class IntakeService:
                 delivered = self._notify(session, conversation, notices, now)
             else:
                 delivered = self._apply(session, conversation, message, now, notices)
+            # Counted with the outcome, in one UPDATE of the row (set earlier, the queries
+            # between would flush it on its own); a failure rolls it back and counts it again.
+            row.attempts += 1
             row.conversation_id = conversation.id
             row.application_id = conversation.application_id
             row.processed_at = now

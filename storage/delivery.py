@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from functools import cache
+from typing import Any, Protocol, cast
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import Select, Table, Update, bindparam, exists, select, update
 from sqlalchemy.orm import Session, aliased
 
 from storage.models import Conversation, MediaDownload, OutboxMessage
@@ -91,7 +92,19 @@ def store_attachment(session: Session, job: MediaDownload, attachment: dict[str,
 
 def failed_media(session: Session, inbound_id: int) -> list[MediaDownload]:
     """Downloads of this message that failed for good (the person is told)."""
+    # Asked of every message processed, and nearly always none: a plain query first.
+    if session.connection().execute(_any_failed(), {"inbound_id": inbound_id}).first() is None:
+        return []
     return [job for job in media_of(session, inbound_id) if job.state == "failed"]
+
+
+@cache
+def _any_failed() -> Select[tuple[int]]:
+    """Whether a message has a failed download, built once (its values as parameters)."""
+    table = cast(Table, MediaDownload.__table__)
+    return (select(table.c.id)
+            .where(table.c.inbound_id == bindparam("inbound_id"), table.c.state == "failed")
+            .limit(1))
 
 
 # -- the order of one sender's messages ------------------------------------------------------
@@ -184,10 +197,23 @@ def mark_blocked(session: Session, channel: str, sender: str, blocked: bool, now
 
 
 def release_held(session: Session, conversation_id: int, now: datetime) -> None:
-    """The person wrote: messages held for WhatsApp's 24-hour window go out now."""
-    session.execute(update(OutboxMessage).where(
-        OutboxMessage.conversation_id == conversation_id, OutboxMessage.state == "held").values(
-        state="pending", next_attempt_at=now, delivery_mode=None))
+    """The person wrote: messages held for WhatsApp's 24-hour window go out now.
+
+    A Core statement on the session's connection, run for every message processed: no held
+    row is ever loaded in the transaction that processes a message, so the ORM has nothing to
+    flush or synchronise first."""
+    session.connection().execute(_release_held(), {"held_in": conversation_id,
+                                                   "released_at": now})
+
+
+@cache
+def _release_held() -> Update:
+    table = cast(Table, OutboxMessage.__table__)
+    return (update(table)
+            .where(table.c.conversation_id == bindparam("held_in"),
+                   table.c.state == "held")
+            .values(state="pending", delivery_mode=None,
+                    next_attempt_at=bindparam("released_at", type_=table.c.next_attempt_at.type)))
 
 
 def record_report(session: Session, channel: str, provider_message_id: str, status: str,

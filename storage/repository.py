@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, Table, and_, func, select, update
+from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -95,14 +95,21 @@ def inbound(session: Session, inbound_id: int) -> InboundRow:
 
 def current_conversation(session: Session, channel: str, sender: str) -> Conversation | None:
     """The newest conversation of this sender on this channel, locked for this transaction."""
-    statement = (
-        select(Conversation)
-        .where(by_sender(session, Conversation, channel, sender))
-        .order_by(Conversation.id.desc())
-        .limit(1)
-        .with_for_update()
-    )
-    return session.scalars(statement).first()
+    indexes = keyring_of(session).indexes("sender", f"{channel}\x00{sender}")
+    return session.scalars(_current_conversation(),
+                           {"channel": channel, "indexes": indexes}).first()
+
+
+@cache
+def _current_conversation() -> Select[Conversation]:
+    """`current_conversation`'s query, built once with its values as parameters (it runs for
+    every message processed; building and keying it anew cost more than running it)."""
+    return (select(Conversation)
+            .where(Conversation.channel == bindparam("channel"),
+                   Conversation.sender_index.in_(bindparam("indexes", expanding=True)))
+            .order_by(Conversation.id.desc())
+            .limit(1)
+            .with_for_update())
 
 
 def new_conversation(session: Session, channel: str, sender: str, now: datetime,
