@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from channels.base import Parsed
+from gateway.grouping import GroupCommitter, each_alone
 from gateway.media import MediaFetcher
 from gateway.runtime import Runtime
 from gateway.service import MAX_PROCESSING_ATTEMPTS, now_utc
@@ -75,10 +76,8 @@ class InboundDispatcher:
         self._tasks: dict[Sender, asyncio.Task[None]] = {}
         self._side_jobs: set[asyncio.Task[Any]] = set()
         self.sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
-        self._to_store: list[tuple[Parsed, asyncio.Future[Ingested]]] = []
-        self._storers: set[asyncio.Task[None]] = set()
         self._threads = 1 if runtime.database.dialect.name == "sqlite" else POSTGRESQL_THREADS
-        self._storing = ThreadPoolExecutor(self._threads, thread_name_prefix="inbound-store")
+        self._storing = GroupCommitter(self._store_group, self._threads, "inbound-store")
         self._processing = ThreadPoolExecutor(self._threads,
                                               thread_name_prefix="inbound-process")
 
@@ -86,49 +85,12 @@ class InboundDispatcher:
 
     async def ingest(self, parsed: Parsed) -> Ingested:
         """Commit what a delivery carried (raises DatabaseUnavailable: do not answer 200)."""
-        waiter: asyncio.Future[Ingested] = asyncio.get_running_loop().create_future()
-        self._to_store.append((parsed, waiter))
-        if len(self._storers) < self._threads:
-            storer = asyncio.create_task(self._store_waiting())
-            self._storers.add(storer)
-            storer.add_done_callback(self._storers.discard)
-        return await waiter
+        return await self._storing.submit(parsed)
 
-    async def _store_waiting(self) -> None:
-        """Commit the waiting deliveries, a group at a time, until none is left."""
-        loop = asyncio.get_running_loop()
-        while self._to_store:
-            group, self._to_store = self._to_store, []
-            try:
-                outcomes = await loop.run_in_executor(self._storing, self._store_group,
-                                                      [parsed for parsed, _ in group])
-            except Exception as error:  # noqa: BLE001 - every request of the group fails
-                outcomes = [error] * len(group)
-            for (_, waiter), outcome in zip(group, outcomes, strict=True):
-                if waiter.done():
-                    continue
-                if isinstance(outcome, Ingested):
-                    waiter.set_result(outcome)
-                else:
-                    waiter.set_exception(outcome)
-
-    def _store_group(self, group: list[Parsed]) -> list[Ingested | Exception]:
+    def _store_group(self, group: list[Parsed]) -> list[Ingested | BaseException]:
         """One transaction for the group; if it fails, each delivery on its own, so one that
         cannot be stored fails alone."""
-        try:
-            return list(self._store(group))
-        except DatabaseUnavailable as error:
-            return [error] * len(group)
-        except Exception:  # noqa: BLE001 - tried one by one below, where it fails alone
-            if len(group) == 1:
-                raise
-        outcomes: list[Ingested | Exception] = []
-        for parsed in group:
-            try:
-                outcomes.extend(self._store([parsed]))
-            except Exception as error:  # noqa: BLE001 - handed to that delivery's request
-                outcomes.append(error)
-        return outcomes
+        return each_alone(self._store, group, together=(DatabaseUnavailable,))
 
     def _store(self, group: list[Parsed]) -> list[Ingested]:
         def work() -> list[Ingested]:
@@ -243,5 +205,5 @@ class InboundDispatcher:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for executor in (self._storing, self._processing):  # ends after the job under way
-            executor.shutdown(wait=True, cancel_futures=True)
+        self._storing.close()  # each ends after the job under way
+        self._processing.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,91 @@
+"""Group commit: work items that arrive while a group is being committed are committed
+together, in one transaction, right after it.
+
+Under load this turns one transaction per item (each taking the database's write lock, a
+thread hop and a commit) into one per group; alone, an item is committed at once, as before.
+The group's function runs in a thread pool of `concurrency` threads and returns one outcome per
+item, in order: a result, or the exception that item's caller gets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class GroupCommitter(Generic[T, R]):
+    """Runs `commit_group` on the items waiting, a group at a time, in threads of its own."""
+
+    def __init__(self, commit_group: Callable[[list[T]], Sequence[R | BaseException]],
+                 concurrency: int = 1, thread_name: str = "group-commit") -> None:
+        self._commit_group = commit_group
+        self._concurrency = concurrency
+        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix=thread_name)
+        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self._runners: set[asyncio.Task[None]] = set()
+
+    async def submit(self, item: T) -> R:
+        """Commit `item` with the group it joins; its outcome (or its exception)."""
+        waiter: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, waiter))
+        if len(self._runners) < self._concurrency:
+            self._runners.add(asyncio.create_task(self._run_waiting()))
+        return await waiter
+
+    async def _run_waiting(self) -> None:
+        try:
+            await self._commit_waiting()
+        finally:
+            # Here, in the step that found nothing waiting, not in a done-callback: one runs
+            # later, and an item submitted before it would wait for a runner that had ended.
+            self._runners.discard(asyncio.current_task())  # type: ignore[arg-type]
+
+    async def _commit_waiting(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            outcomes: Sequence[R | BaseException]
+            try:
+                outcomes = await loop.run_in_executor(self._executor, self._commit_group,
+                                                      [item for item, _ in group])
+                if len(outcomes) != len(group):
+                    raise RuntimeError(f"{len(outcomes)} outcomes for a group of {len(group)}")
+            except Exception as error:  # noqa: BLE001 - every item of the group fails
+                outcomes = [error] * len(group)
+            for (_, waiter), outcome in zip(group, outcomes, strict=True):
+                if waiter.done():  # its caller was cancelled
+                    continue
+                if isinstance(outcome, BaseException):
+                    waiter.set_exception(outcome)
+                else:
+                    waiter.set_result(outcome)
+
+    def close(self) -> None:
+        """Stop taking groups; the one under way finishes."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def each_alone(commit: Callable[[list[T]], Sequence[R]], group: list[T],
+               together: tuple[type[Exception], ...] = ()) -> list[R | BaseException]:
+    """`commit` of the whole group; if that fails, of each item on its own, so an item that
+    cannot be committed fails alone and the others are still committed. An error of a kind in
+    `together` (the database is unavailable) fails the whole group at once."""
+    try:
+        return list(commit(group))
+    except together as error:
+        return [error] * len(group)
+    except Exception:  # noqa: BLE001 - tried one by one below, where it fails alone
+        if len(group) == 1:
+            raise
+    outcomes: list[R | BaseException] = []
+    for item in group:
+        try:
+            outcomes.extend(commit([item]))
+        except Exception as error:  # noqa: BLE001 - handed to that item's caller
+            outcomes.append(error)
+    return outcomes

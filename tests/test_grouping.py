@@ -1,0 +1,109 @@
+"""Group commit (gateway/grouping.py), which stores webhook deliveries and records the
+outbox's outcomes: nothing submitted is left waiting, items that arrive during a commit go
+together in the next one, and an item that cannot be committed fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from gateway.grouping import GroupCommitter, each_alone
+
+
+class Unavailable(Exception):
+    pass
+
+
+async def test_an_item_submitted_as_the_last_group_ends_is_still_committed() -> None:
+    groups: list[list[int]] = []
+
+    def commit(group: list[int]) -> list[int]:
+        groups.append(group)
+        return [item * 10 for item in group]
+
+    committer = GroupCommitter(commit)
+    try:
+        async with asyncio.timeout(5):
+            for item in range(20):  # each the moment the one before was answered
+                assert await committer.submit(item) == item * 10
+    finally:
+        committer.close()
+    assert groups == [[item] for item in range(20)]
+
+
+async def test_items_that_arrive_during_a_commit_are_committed_together_after_it() -> None:
+    groups: list[list[str]] = []
+    first_started, release = threading.Event(), threading.Event()
+
+    def commit(group: list[str]) -> list[str]:
+        groups.append(group)
+        first_started.set()
+        release.wait(5)
+        return [item.upper() for item in group]
+
+    committer = GroupCommitter(commit)
+    try:
+        first = asyncio.create_task(committer.submit("a"))
+        await asyncio.to_thread(first_started.wait, 5)
+        later = [asyncio.create_task(committer.submit(item)) for item in "bcd"]
+        await asyncio.sleep(0.05)
+        release.set()
+        assert await first == "A"
+        assert await asyncio.gather(*later) == ["B", "C", "D"]
+    finally:
+        committer.close()
+    assert groups == [["a"], ["b", "c", "d"]]
+
+
+async def test_an_item_that_cannot_be_committed_fails_alone() -> None:
+    committed: list[str] = []
+
+    def commit(group: list[str]) -> list[str]:
+        if "bad" in group:
+            raise ValueError("cannot store this one")
+        committed.extend(group)
+        return group
+
+    release = threading.Event()
+
+    def slow_first(group: list[str]) -> list[str | BaseException]:
+        release.wait(5)
+        return each_alone(commit, group)
+
+    committer = GroupCommitter(slow_first)
+    try:
+        blocker = asyncio.create_task(committer.submit("first"))
+        await asyncio.sleep(0.05)
+        tasks = [asyncio.create_task(committer.submit(item)) for item in ("x", "bad", "y")]
+        await asyncio.sleep(0.05)
+        release.set()
+        assert await blocker == "first"
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        committer.close()
+    assert results[0] == "x" and results[2] == "y"
+    assert isinstance(results[1], ValueError) and "cannot store" in str(results[1])
+    assert committed == ["first", "x", "y"]
+
+
+def test_when_the_database_is_unavailable_the_group_fails_at_once() -> None:
+    calls: list[list[int]] = []
+
+    def commit(group: list[int]) -> list[int]:
+        calls.append(group)
+        raise Unavailable("database is locked")
+
+    outcomes = each_alone(commit, [1, 2, 3], together=(Unavailable,))
+    assert calls == [[1, 2, 3]]  # not tried item by item, each waiting out its retries
+    assert all(isinstance(outcome, Unavailable) for outcome in outcomes)
+    assert len(outcomes) == 3
+
+
+def test_a_single_item_that_fails_raises_its_own_error() -> None:
+    def commit(group: list[int]) -> list[int]:
+        raise KeyError("no such row")
+
+    with pytest.raises(KeyError):
+        each_alone(commit, [7])
