@@ -28,17 +28,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from channels.base import SendFailure
+from gateway.grouping import GroupCommitter, each_alone
 from gateway.providers import ChannelClient, Limit, Rendering, Words
 from gateway.runtime import Runtime
 from gateway.service import now_utc
 from intake.messages import OutboundMessage
 from storage import delivery
-from storage.db import transaction, with_retry
+from storage.db import DatabaseUnavailable, transaction, with_retry
 from storage.delivery import Claim
 
 log = logging.getLogger(__name__)
 CLAIM_LEASE = timedelta(minutes=5)
 CLAIM_BATCH = 100
+RECORDING_THREADS = 4  # on PostgreSQL
 
 
 class RateLimiter:
@@ -96,6 +98,9 @@ class OutboxSender:
         self.now = now
         self.jitter = jitter
         self._wake: asyncio.Event | None = None
+        # Outcomes that come in while one group is recorded are recorded together after it.
+        threads = 1 if runtime.database.dialect.name == "sqlite" else RECORDING_THREADS
+        self._recording = GroupCommitter(self._record_group, threads, "outbox-record")
 
     def wake(self) -> None:
         """New rows were queued: send them now rather than at the next poll."""
@@ -150,9 +155,13 @@ class OutboxSender:
         else:
             outcome = await self._send(claim)
         try:
-            await asyncio.to_thread(self._record, claim, outcome)
+            await self._recording.submit((claim, outcome))
         except Exception:  # noqa: BLE001 - the claim runs out and the row is tried again
             log.exception("recording the outcome of outbox row %s failed", claim.outbox_id)
+
+    def close(self) -> None:
+        """Stop recording (after the group under way); call when the sender has stopped."""
+        self._recording.close()
 
     async def _send(self, claim: Claim) -> Outcome:
         client = self.clients[claim.channel]
@@ -194,23 +203,31 @@ class OutboxSender:
         return Words(choose=catalogs.text(lang, "channel.choose"),
                      number_hint=catalogs.text(lang, "error.choice", count=choices))
 
-    def _record(self, claim: Claim, outcome: Outcome) -> None:
-        def work() -> None:
+    def _record_group(self, group: list[tuple[Claim, Outcome]]) -> list[None | BaseException]:
+        """One transaction for the outcomes waiting; if it fails, each on its own."""
+        return each_alone(self._record, group, together=(DatabaseUnavailable,))
+
+    def _record(self, group: list[tuple[Claim, Outcome]]) -> list[None]:
+        def work() -> list[None]:
             with transaction(self.runtime.sessions) as session:
-                row = delivery.claimed_row(session, claim)
-                if row is None:
-                    log.warning("outbox row %s was taken by another sender", claim.outbox_id)
-                    return
+                rows = delivery.claimed_rows(session, [claim for claim, _ in group])
                 now = self.now()
-                row.attempts += 1
-                row.parts_sent = claim.parts_sent + len(outcome.ids)
-                if outcome.ids:
-                    row.provider_message_id = outcome.ids[-1]
-                if outcome.failure is None:
-                    self._sent(row, outcome.rendering, now)
-                else:
-                    self._failed(session, row, claim, outcome.failure, now)
-        with_retry(work)
+                for claim, outcome in group:
+                    row = rows.get(claim.outbox_id)
+                    if row is None:
+                        log.warning("outbox row %s was taken by another sender",
+                                    claim.outbox_id)
+                        continue
+                    row.attempts += 1
+                    row.parts_sent = claim.parts_sent + len(outcome.ids)
+                    if outcome.ids:
+                        row.provider_message_id = outcome.ids[-1]
+                    if outcome.failure is None:
+                        self._sent(row, outcome.rendering, now)
+                    else:
+                        self._failed(session, row, claim, outcome.failure, now)
+            return [None] * len(group)
+        return with_retry(work)
 
     def _sent(self, row: Any, rendering: Rendering | None, now: datetime) -> None:
         row.last_error = None

@@ -179,12 +179,14 @@ def claim_outbox(session: Session, channels: Sequence[str], now: datetime, lease
     return claims
 
 
-def claimed_row(session: Session, claim: Claim) -> OutboxMessage | None:
-    """The claimed row, if this claim still holds it (no other sender took it since)."""
-    row = session.get(OutboxMessage, claim.outbox_id, with_for_update=True)
-    if row is None or row.state != "sending" or row.next_attempt_at != claim.lease:
-        return None
-    return row
+def claimed_rows(session: Session, claims: Sequence[Claim]) -> dict[int, OutboxMessage]:
+    """The claimed rows, locked, by id: those these claims still hold (no other sender took
+    them since)."""
+    leases = {claim.outbox_id: claim.lease for claim in claims}
+    rows = session.scalars(select(OutboxMessage).where(
+        OutboxMessage.id.in_(list(leases))).with_for_update())
+    return {row.id: row for row in rows
+            if row.state == "sending" and row.next_attempt_at == leases[row.id]}
 
 
 def mark_blocked(session: Session, channel: str, sender: str, blocked: bool, now: datetime
