@@ -37,12 +37,11 @@ from gateway.media import MediaFetcher
 from gateway.runtime import Runtime
 from gateway.service import MAX_PROCESSING_ATTEMPTS, now_utc
 from storage import delivery
-from storage.db import DatabaseUnavailable, transaction, with_retry
+from storage.db import DatabaseUnavailable, concurrent_writers, transaction, with_retry
 from storage.models import InboundMessage as InboundRow
 
 log = logging.getLogger(__name__)
 Sender = tuple[str, str]  # (channel, sender)
-POSTGRESQL_THREADS = 4  # committing deliveries, and processing, each
 
 
 def sender_key(sender: Sender) -> str:
@@ -76,9 +75,9 @@ class InboundDispatcher:
         self._tasks: dict[Sender, asyncio.Task[None]] = {}
         self._side_jobs: set[asyncio.Task[Any]] = set()
         self.sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
-        self._threads = 1 if runtime.database.dialect.name == "sqlite" else POSTGRESQL_THREADS
-        self._storing = GroupCommitter(self._store_group, self._threads, "inbound-store")
-        self._processing = ThreadPoolExecutor(self._threads,
+        threads = concurrent_writers(runtime.database)  # committing, and processing, each
+        self._storing = GroupCommitter(self._store_group, threads, "inbound-store")
+        self._processing = ThreadPoolExecutor(threads,
                                               thread_name_prefix="inbound-process")
 
     # -- storing ------------------------------------------------------------------------------

@@ -34,13 +34,12 @@ from gateway.runtime import Runtime
 from gateway.service import now_utc
 from intake.messages import OutboundMessage
 from storage import delivery
-from storage.db import DatabaseUnavailable, transaction, with_retry
+from storage.db import DatabaseUnavailable, concurrent_writers, transaction, with_retry
 from storage.delivery import Claim
 
 log = logging.getLogger(__name__)
 CLAIM_LEASE = timedelta(minutes=5)
 CLAIM_BATCH = 100
-RECORDING_THREADS = 4  # on PostgreSQL
 
 
 class RateLimiter:
@@ -99,8 +98,8 @@ class OutboxSender:
         self.jitter = jitter
         self._wake: asyncio.Event | None = None
         # Outcomes that come in while one group is recorded are recorded together after it.
-        threads = 1 if runtime.database.dialect.name == "sqlite" else RECORDING_THREADS
-        self._recording = GroupCommitter(self._record_group, threads, "outbox-record")
+        self._recording = GroupCommitter(self._record_group,
+                                         concurrent_writers(runtime.database), "outbox-record")
 
     def wake(self) -> None:
         """New rows were queued: send them now rather than at the next poll."""

@@ -44,6 +44,15 @@ def open_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
+POSTGRESQL_WRITERS = 4
+
+
+def concurrent_writers(engine: Engine) -> int:
+    """How many threads of one kind of work should write at once: one on SQLite, which lets
+    one transaction write at a time anyway, several on PostgreSQL."""
+    return 1 if engine.dialect.name == "sqlite" else POSTGRESQL_WRITERS
+
+
 def _ensure_parent(url: str) -> None:
     path = url.split("///", 1)[-1].split("?", 1)[0]
     if path and path != ":memory:":

@@ -92,19 +92,17 @@ def store_attachment(session: Session, job: MediaDownload, attachment: dict[str,
 
 def failed_media(session: Session, inbound_id: int) -> list[MediaDownload]:
     """Downloads of this message that failed for good (the person is told)."""
-    # Asked of every message processed, and nearly always none: a plain query first.
-    if session.connection().execute(_any_failed(), {"inbound_id": inbound_id}).first() is None:
-        return []
-    return [job for job in media_of(session, inbound_id) if job.state == "failed"]
+    return list(session.scalars(_failed_media(), {"inbound_id": inbound_id}))
 
 
 @cache
-def _any_failed() -> Select[tuple[int]]:
-    """Whether a message has a failed download, built once (its values as parameters)."""
-    table = cast(Table, MediaDownload.__table__)
-    return (select(table.c.id)
-            .where(table.c.inbound_id == bindparam("inbound_id"), table.c.state == "failed")
-            .limit(1))
+def _failed_media() -> Select[MediaDownload]:
+    """`failed_media`'s query, built once with its values as parameters (it runs for every
+    message processed)."""
+    return (select(MediaDownload)
+            .where(MediaDownload.inbound_id == bindparam("inbound_id"),
+                   MediaDownload.state == "failed")
+            .order_by(MediaDownload.id))
 
 
 # -- the order of one sender's messages ------------------------------------------------------

@@ -34,8 +34,13 @@ from storage.sealing import allocate_ids, column_of, keyring_of, sealed_attribut
 def by_sender(session: Session, model: Any, channel: str, sender: str) -> ColumnElement[bool]:
     """Rows of one sender on one channel, found by the sender's blind index (under every
     configured key, so rows sealed before a rotation finished are found too)."""
-    indexes = keyring_of(session).indexes("sender", f"{channel}\x00{sender}")
-    return and_(model.channel == channel, model.sender_index.in_(indexes))
+    return and_(model.channel == channel,
+                model.sender_index.in_(sender_indexes(session, channel, sender)))
+
+
+def sender_indexes(session: Session, channel: str, sender: str) -> list[str]:
+    """The blind indexes of one sender on one channel, under every configured key."""
+    return keyring_of(session).indexes("sender", f"{channel}\x00{sender}")
 
 
 def store_inbound(session: Session, message: InboundMessage, now: datetime) -> int | None:
@@ -95,9 +100,8 @@ def inbound(session: Session, inbound_id: int) -> InboundRow:
 
 def current_conversation(session: Session, channel: str, sender: str) -> Conversation | None:
     """The newest conversation of this sender on this channel, locked for this transaction."""
-    indexes = keyring_of(session).indexes("sender", f"{channel}\x00{sender}")
-    return session.scalars(_current_conversation(),
-                           {"channel": channel, "indexes": indexes}).first()
+    return session.scalars(_current_conversation(), {
+        "channel": channel, "indexes": sender_indexes(session, channel, sender)}).first()
 
 
 @cache

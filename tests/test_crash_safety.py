@@ -93,14 +93,6 @@ async def test_serve_killed_mid_load_stores_processes_and_answers_every_message_
     killed = asyncio.Event()
     providers.delay = 0.2  # a kill finds a reply under way
 
-    async def answered(who: str, before: int) -> bool:
-        """Until the gateway's next question reached `who` (or the gateway was killed)."""
-        while not killed.is_set():
-            if len(providers.to("whatsapp", who)) > before:
-                return True
-            await asyncio.sleep(0.02)
-        return False
-
     async def person(who: str) -> None:
         # Like someone on a phone: each line once the last was acknowledged and answered, so
         # the load keeps on while replies are being sent (the kill finds both under way).
@@ -109,8 +101,9 @@ async def test_serve_killed_mid_load_stores_processes_and_answers_every_message_
             if killed.is_set() or not await deliver(serve.url, body):
                 return
             acknowledged[who] += 1
-            if not await answered(who, before):
-                return
+            await until(lambda before=before: killed.is_set()
+                        or len(providers.to("whatsapp", who)) > before,
+                        f"the answer to {who}'s line")
 
     async def kill_mid_load() -> None:
         total = len(PEOPLE) * len(LINES)
