@@ -4,7 +4,8 @@ together, in one transaction, right after it.
 Under load this turns one transaction per item (each taking the database's write lock, a
 thread hop and a commit) into one per group; alone, an item is committed at once, as before.
 The group's function runs in a thread pool of `concurrency` threads and returns one outcome per
-item, in order: a result, or the exception that item's caller gets.
+item, in order: a result, or the exception that item's caller gets. `max_group` bounds a group
+(and so how long one transaction holds the database's write lock); the rest waits for the next.
 """
 
 from __future__ import annotations
@@ -22,9 +23,13 @@ class GroupCommitter(Generic[T, R]):
     """Runs `commit_group` on the items waiting, a group at a time, in threads of its own."""
 
     def __init__(self, commit_group: Callable[[list[T]], Sequence[R | BaseException]],
-                 concurrency: int = 1, thread_name: str = "group-commit") -> None:
+                 concurrency: int = 1, thread_name: str = "group-commit",
+                 max_group: int | None = None) -> None:
+        if max_group is not None and max_group < 1:
+            raise ValueError("max_group must be at least 1")
         self._commit_group = commit_group
         self._concurrency = concurrency
+        self._max_group = max_group
         self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix=thread_name)
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._runners: set[asyncio.Task[None]] = set()
@@ -48,7 +53,8 @@ class GroupCommitter(Generic[T, R]):
     async def _commit_waiting(self) -> None:
         loop = asyncio.get_running_loop()
         while self._waiting:
-            group, self._waiting = self._waiting, []
+            cut = self._max_group or len(self._waiting)
+            group, self._waiting = self._waiting[:cut], self._waiting[cut:]
             outcomes: Sequence[R | BaseException]
             try:
                 outcomes = await loop.run_in_executor(self._executor, self._commit_group,

@@ -10,7 +10,7 @@ Steps for one message (DESIGN.md, "One inbound message, end to end"):
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -33,9 +33,16 @@ from intake.reference import new_reference
 from intake.translation import free_texts, translatable_keys
 from intake.workflow import status_after_answer
 from storage import delivery, repository, translations
-from storage.db import transaction, with_retry
+from storage.db import DatabaseUnavailable, transaction, urgent_writer_waiting, with_retry
 from storage.delivery import MediaToFetch
-from storage.models import Application, ApplicationAction, Conversation
+from storage.models import (
+    Application,
+    ApplicationAction,
+    Conversation,
+    MediaDownload,
+    OutboxMessage,
+)
+from storage.models import InboundMessage as InboundRow
 
 log = logging.getLogger(__name__)
 MAX_PROCESSING_ATTEMPTS = 5
@@ -63,6 +70,10 @@ class Delivered:
 
     outbox_id: int
     message: OutboundMessage
+
+
+# Replies added to the session, not flushed yet, with what they say.
+Queued = list[tuple[OutboxMessage, OutboundMessage]]
 
 
 def now_utc() -> datetime:
@@ -113,6 +124,24 @@ class IntakeService:
             log.exception("processing inbound message %s failed", inbound_id)
             return with_retry(partial(self._record_failure, inbound_id, error))
 
+    def process_many(self, inbound_ids: Sequence[int]
+                     ) -> list[list[Delivered] | BaseException]:
+        """`process` of several messages (of different people) in one transaction: under load
+        one commit for a group instead of one a message. If the group fails, each message is
+        processed on its own, so one that fails does so alone, recorded as `process` records
+        it; the database being unavailable fails them all (they stay stored, unprocessed)."""
+        if len(inbound_ids) == 1:
+            return [_outcome(self.process, inbound_ids[0])]
+        try:
+            together: list[list[Delivered] | BaseException] = [
+                *self._process_together(inbound_ids)]
+            return together
+        except DatabaseUnavailable as error:
+            return [error] * len(inbound_ids)
+        except Exception:  # noqa: BLE001 - each alone below, where a failure is recorded
+            log.info("a group of %d messages failed; processing each alone", len(inbound_ids))
+        return [_outcome(self.process, inbound_id) for inbound_id in inbound_ids]
+
     def start(self, channel: str, sender: str, hints: dict[str, str] | None = None
               ) -> list[Delivered]:
         """Open or resume the conversation when a person opens the chat (web, terminal)."""
@@ -143,45 +172,75 @@ class IntakeService:
 
     def _process(self, inbound_id: int) -> list[Delivered]:
         with transaction(self.sessions) as session:
-            row = repository.inbound(session, inbound_id)
-            if row.processed_at is not None:
-                return []
-            now = now_utc()
-            filing = self.filings.get(row.channel)
-            if filing is not None:
-                row.attempts += 1
-                return filing.apply(session, row, now)
-            message = _message_of(row)
-            conversation = repository.current_conversation(session, row.channel, row.sender)
-            if conversation is None:
-                conversation = repository.new_conversation(session, row.channel, row.sender, now,
-                                                           row.hints)
-            notices = self._media_notices(session, conversation, row.id)
-            if notices and not message.text and not message.attachments and \
-                    conversation.state.get("status", "new") != "new":
-                delivered = self._notify(session, conversation, notices, now)
-            else:
-                delivered = self._apply(session, conversation, message, now, notices)
-            # Counted with the outcome, in one UPDATE of the row (set earlier, the queries
-            # between would flush it on its own); a failure rolls it back and counts it again.
-            row.attempts += 1
-            row.conversation_id = conversation.id
-            row.application_id = conversation.application_id
-            row.processed_at = now
-            row.error = None
-            return delivered
+            return self._process_in(session, inbound_id)
 
-    def _media_notices(self, session: Session, conversation: Conversation, inbound_id: int
+    def _process_together(self, inbound_ids: Sequence[int]) -> list[list[Delivered]]:
+        """In one transaction, or several when a delivery to acknowledge is waiting for
+        SQLite's write lock: what is done is committed then, and the delivery goes first."""
+        done: list[list[Delivered]] = []
+        while len(done) < len(inbound_ids):
+            done += with_retry(partial(self._process_until_urgent, inbound_ids[len(done):]))
+        return done
+
+    def _process_until_urgent(self, inbound_ids: Sequence[int]) -> list[list[Delivered]]:
+        done: list[list[Delivered]] = []
+        with transaction(self.sessions) as session:
+            rows = repository.inbound_rows(session, inbound_ids)
+            failed = delivery.failed_media(session, inbound_ids)
+            for inbound_id in inbound_ids:
+                done.append(self._process_in(session, inbound_id, rows.get(inbound_id),
+                                             failed.get(inbound_id, [])))
+                if urgent_writer_waiting(self.sessions):
+                    break
+        return done
+
+    def _process_in(self, session: Session, inbound_id: int, row: InboundRow | None = None,
+                    failed: Sequence[MediaDownload] | None = None) -> list[Delivered]:
+        """Apply one message in the caller's transaction (`row`: loaded and locked already;
+        `failed`: its downloads that failed, looked up already)."""
+        if row is None:
+            row = repository.inbound(session, inbound_id)
+        if row.processed_at is not None:
+            return []
+        now = now_utc()
+        filing = self.filings.get(row.channel)
+        if filing is not None:
+            row.attempts += 1
+            return filing.apply(session, row, now)
+        message = _message_of(row)
+        conversation = repository.current_conversation(session, row.channel, row.sender)
+        if conversation is None:
+            conversation = repository.new_conversation(session, row.channel, row.sender, now,
+                                                       row.hints)
+        if failed is None:
+            failed = delivery.failed_media(session, [row.id]).get(row.id, [])
+        notices = self._media_notices(conversation, failed)
+        if notices and not message.text and not message.attachments and \
+                conversation.state.get("status", "new") != "new":
+            queued = self._notify(session, conversation, notices, now)
+        else:
+            queued = self._apply(session, conversation, message, now, notices)
+        # Counted with the outcome; set after the queries (which would flush it on their own),
+        # so the row's UPDATE goes in the one flush with the replies and the conversation. A
+        # failure rolls it back and counts it again.
+        row.attempts += 1
+        row.conversation_id = conversation.id
+        row.application_id = conversation.application_id
+        row.processed_at = now
+        row.error = None
+        session.flush()
+        return [Delivered(outbox.id, reply) for outbox, reply in queued]
+
+    def _media_notices(self, conversation: Conversation, failed: Sequence[MediaDownload]
                        ) -> list[OutboundMessage]:
         """What to tell the person about files of this message that could not be fetched."""
         language = conversation.language or self.engine.catalogs.default_language
         return [OutboundMessage(self.engine.catalogs.text(
             language, f"media.failed.{job.failure or 'download'}",
-            filename=job.filename or "file")) for job in delivery.failed_media(session,
-                                                                                 inbound_id)]
+            filename=job.filename or "file")) for job in failed]
 
     def _notify(self, session: Session, conversation: Conversation,
-                notices: list[OutboundMessage], now: datetime) -> list[Delivered]:
+                notices: list[OutboundMessage], now: datetime) -> Queued:
         """Only the notices (a message that held nothing but failed files); the question
         stays open."""
         self._heard_from(session, conversation, now)
@@ -189,8 +248,8 @@ class IntakeService:
         awaiting = State.from_dict(conversation.state).current
         notices[-1] = OutboundMessage(last.text, awaiting=awaiting, ends_turn=True,
                                       direction=last.direction)
-        rows = repository.add_outbox(session, conversation, notices, now)
-        return [Delivered(r.id, m) for r, m in zip(rows, notices, strict=True)]
+        rows = repository.add_outbox(session, conversation, notices, now, flush=False)
+        return list(zip(rows, notices, strict=True))
 
     def _heard_from(self, session: Session, conversation: Conversation, now: datetime) -> None:
         """The person wrote: they have not blocked us, and held messages may go out."""
@@ -199,8 +258,9 @@ class IntakeService:
         delivery.release_held(session, conversation.id, now)
 
     def _apply(self, session: Session, conversation: Conversation, message: InboundMessage,
-               now: datetime, notices: Sequence[OutboundMessage] = ()) -> list[Delivered]:
-        """One engine turn and everything it implies, in the caller's transaction."""
+               now: datetime, notices: Sequence[OutboundMessage] = ()) -> Queued:
+        """One engine turn and everything it implies, in the caller's transaction; the replies
+        are added to the session, flushed by the caller."""
         conversation.hints = {**conversation.hints, **message.hints}
         self._heard_from(session, conversation, now)
         state = State.from_dict(conversation.state)
@@ -221,8 +281,8 @@ class IntakeService:
             messages += self._submit(session, conversation, state, now)
         self._queue_translations(session, conversation, state, turn, now)
         self._save_state(conversation, state, now)
-        rows = repository.add_outbox(session, conversation, messages, now)
-        return [Delivered(r.id, m) for r, m in zip(rows, messages, strict=True)]
+        rows = repository.add_outbox(session, conversation, messages, now, flush=False)
+        return list(zip(rows, messages, strict=True))
 
     def _submit(self, session: Session, conversation: Conversation, state: State,
                 now: datetime) -> list[OutboundMessage]:
@@ -323,6 +383,14 @@ class IntakeService:
                     conversation.state).current)
             rows = repository.add_outbox(session, conversation, [sorry], now_utc())
             return [Delivered(rows[0].id, sorry)]
+
+
+def _outcome(work: Callable[[int], list[Delivered]], inbound_id: int
+             ) -> list[Delivered] | BaseException:
+    try:
+        return work(inbound_id)
+    except Exception as error:  # noqa: BLE001 - handed to that message's caller
+        return error
 
 
 def _status(session: Session, conversation: Conversation) -> str | None:

@@ -70,9 +70,15 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# The execution option of a transaction that only reads (`reading`).
+READ_ONLY = "gateway_read_only"
+
+
 def _sqlite_begin(connection: Any) -> None:
     # IMMEDIATE: two writers queue on the lock instead of failing on a read-to-write upgrade.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # A reading transaction takes no lock: in WAL mode it reads beside the writer.
+    read_only = connection.get_execution_options().get(READ_ONLY)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 # SQLite lets one transaction write at a time, and a connection that finds the lock taken
@@ -114,6 +120,11 @@ class WriterLock:
                 self._owner = None
                 self._condition.notify_all()
 
+    @property
+    def urgent_waiting(self) -> bool:
+        """Whether an urgent writer waits for the lock (read without taking it: a hint)."""
+        return self._urgent > 0
+
     @contextmanager
     def held(self, urgent: bool = False) -> Iterator[None]:
         self.acquire(urgent)
@@ -140,6 +151,22 @@ def transaction(sessions: sessionmaker[Session], urgent: bool = False) -> Iterat
     waits for the answer, before the processing of earlier ones)."""
     with _writer_lock(sessions, urgent), sessions() as session, session.begin():
         yield session
+
+
+@contextmanager
+def reading(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A transaction that only reads: on SQLite it neither waits for nor holds the write lock,
+    so lookups run beside a writer (WAL). Nothing is committed: closing rolls it back."""
+    with sessions() as session:
+        session.connection(execution_options={READ_ONLY: True})  # begins the transaction
+        yield session
+
+
+def urgent_writer_waiting(sessions: sessionmaker[Session]) -> bool:
+    """Whether an urgent transaction of this process waits for SQLite's write lock (a long
+    unit of work can then commit what it has done and let it go first)."""
+    lock = _WRITER.get(sessions.kw.get("bind"))  # type: ignore[arg-type]
+    return lock is not None and lock.urgent_waiting
 
 
 def _writer_lock(sessions: sessionmaker[Session], urgent: bool) -> AbstractContextManager[Any]:

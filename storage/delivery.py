@@ -90,17 +90,21 @@ def store_attachment(session: Session, job: MediaDownload, attachment: dict[str,
     add_files(session, row.id, [attachment["sha256"]])
 
 
-def failed_media(session: Session, inbound_id: int) -> list[MediaDownload]:
-    """Downloads of this message that failed for good (the person is told)."""
-    return list(session.scalars(_failed_media(), {"inbound_id": inbound_id}))
+def failed_media(session: Session, inbound_ids: Sequence[int]
+                 ) -> dict[int, list[MediaDownload]]:
+    """Downloads of these messages that failed for good (the person is told), by message."""
+    found: dict[int, list[MediaDownload]] = {}
+    for job in session.scalars(_failed_media(), {"inbound_ids": list(inbound_ids)}):
+        found.setdefault(job.inbound_id, []).append(job)
+    return found
 
 
 @cache
 def _failed_media() -> Select[MediaDownload]:
     """`failed_media`'s query, built once with its values as parameters (it runs for every
-    message processed)."""
+    group of messages processed)."""
     return (select(MediaDownload)
-            .where(MediaDownload.inbound_id == bindparam("inbound_id"),
+            .where(MediaDownload.inbound_id.in_(bindparam("inbound_ids", expanding=True)),
                    MediaDownload.state == "failed")
             .order_by(MediaDownload.id))
 
@@ -108,11 +112,15 @@ def _failed_media() -> Select[MediaDownload]:
 # -- the order of one sender's messages ------------------------------------------------------
 
 
-def backlog(session: Session, inbound_id: int, max_attempts: int) -> list[int]:
-    """The unprocessed messages of this message's sender (it among them), oldest first."""
-    row = session.get_one(InboundRow, inbound_id)
+def backlog(session: Session, inbound_id: int, max_attempts: int,
+            sender: tuple[str, str] | None = None) -> list[int]:
+    """The unprocessed messages of this message's sender (it among them), oldest first;
+    `sender` (channel, sender) when the caller knows it, which spares opening the row."""
+    if sender is None:
+        row = session.get_one(InboundRow, inbound_id)
+        sender = (row.channel, row.sender)
     statement = (select(InboundRow.id)
-                 .where(by_sender(session, InboundRow, row.channel, row.sender),
+                 .where(by_sender(session, InboundRow, *sender),
                         InboundRow.processed_at.is_(None),
                         InboundRow.attempts < max_attempts)
                  .order_by(InboundRow.id))

@@ -98,6 +98,13 @@ def inbound(session: Session, inbound_id: int) -> InboundRow:
     return session.get_one(InboundRow, inbound_id, with_for_update=True)
 
 
+def inbound_rows(session: Session, inbound_ids: Sequence[int]) -> dict[int, InboundRow]:
+    """Stored inbound messages by id, locked, in one query (a group processed together)."""
+    return {row.id: row for row in session.scalars(
+        select(InboundRow).where(InboundRow.id.in_(inbound_ids)).order_by(InboundRow.id)
+        .with_for_update())}
+
+
 def current_conversation(session: Session, channel: str, sender: str) -> Conversation | None:
     """The newest conversation of this sender on this channel, locked for this transaction."""
     return session.scalars(_current_conversation(), {
@@ -127,9 +134,10 @@ def new_conversation(session: Session, channel: str, sender: str, now: datetime,
 
 
 def add_outbox(session: Session, conversation: Conversation, messages: Sequence[OutboundMessage],
-               now: datetime, application_id: int | None = None, kind: str = "reply"
-               ) -> list[OutboxMessage]:
-    """Queue messages to the person on their conversation's channel (`kind`: reply, reminder)."""
+               now: datetime, application_id: int | None = None, kind: str = "reply",
+               flush: bool = True) -> list[OutboxMessage]:
+    """Queue messages to the person on their conversation's channel (`kind`: reply, reminder);
+    without `flush`, the rows get their ids at the caller's next flush."""
     rows = [
         OutboxMessage(channel=conversation.channel, recipient=conversation.sender,
                       conversation_id=conversation.id,
@@ -140,7 +148,8 @@ def add_outbox(session: Session, conversation: Conversation, messages: Sequence[
         for message in messages
     ]
     session.add_all(rows)
-    session.flush()
+    if flush:
+        session.flush()
     return rows
 
 

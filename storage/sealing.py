@@ -201,8 +201,22 @@ def allocate_ids(session: Session, table: Table, count: int) -> list[int]:
             "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"),
             {"table": table.name, "n": count})
         return sorted(int(row[0]) for row in rows)
-    last = session.execute(_last_id(table)).scalar() or 0
+    # The last id handed out is remembered for the rest of the transaction (no other
+    # connection can insert meanwhile), so a transaction that processes many messages asks
+    # for the table's largest id once.
+    transaction = session.get_transaction()
+    handed: tuple[Any, dict[str, int]] | None = session.info.get(_HANDED_OUT)
+    if handed is None or handed[0] is not transaction:
+        handed = session.info[_HANDED_OUT] = (transaction, {})
+    last = handed[1].get(table.name)
+    if last is None:
+        last = session.execute(_last_id(table)).scalar() or 0
+    handed[1][table.name] = last + count
     return list(range(last + 1, last + count + 1))
+
+
+# session.info key: (the transaction, {table name: the last id it handed out}) on SQLite.
+_HANDED_OUT = "gateway_ids_handed_out"
 
 
 @cache

@@ -43,22 +43,25 @@ def queue_answers(session: Session, conversation_id: int, texts: Sequence[Source
     if not keys:
         return
     existing: dict[tuple[str, int], list[FieldTranslation]] = {}
-    for row in session.scalars(select(FieldTranslation).where(
-            FieldTranslation.conversation_id == conversation_id,
-            FieldTranslation.field_key.in_(list(keys)))):
-        existing.setdefault((row.field_key, row.item), []).append(row)
+    # Read without flushing first: what the caller changed in this session is elsewhere (the
+    # conversation), and goes out in one flush with these jobs.
+    with session.no_autoflush:
+        for row in session.scalars(select(FieldTranslation).where(
+                FieldTranslation.conversation_id == conversation_id,
+                FieldTranslation.field_key.in_(list(keys)))):
+            existing.setdefault((row.field_key, row.item), []).append(row)
     for source in texts:
         rows = existing.pop((source.field_key, source.item), [])
         if rows and all(row.source_text == source.text for row in rows):
             continue
         for row in rows:
             session.delete(row)
-        session.flush()
+        if rows:
+            session.flush()  # deleted before their replacements are inserted (unique key)
         _add_jobs(session, conversation_id, application_id, source, source_language, now)
-    for rows in existing.values():
+    for rows in existing.values():  # texts no longer answered; deleted at the next flush
         for row in rows:
             session.delete(row)
-    session.flush()
 
 
 def queue_supplement(session: Session, conversation_id: int, application_id: int | None,

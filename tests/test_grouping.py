@@ -107,3 +107,29 @@ def test_a_single_item_that_fails_raises_its_own_error() -> None:
 
     with pytest.raises(KeyError):
         each_alone(commit, [7])
+
+
+async def test_a_group_is_bounded_and_the_rest_goes_in_the_next() -> None:
+    groups: list[list[int]] = []
+    first_started, release = threading.Event(), threading.Event()
+
+    def commit(group: list[int]) -> list[int]:
+        groups.append(group)
+        first_started.set()
+        release.wait(5)
+        return group
+
+    committer = GroupCommitter(commit, max_group=3)
+    try:
+        first = asyncio.create_task(committer.submit(0))
+        await asyncio.to_thread(first_started.wait, 5)
+        later = [asyncio.create_task(committer.submit(item)) for item in range(1, 8)]
+        await asyncio.sleep(0.05)
+        release.set()
+        assert await first == 0
+        assert await asyncio.gather(*later) == list(range(1, 8))
+    finally:
+        committer.close()
+    assert groups == [[0], [1, 2, 3], [4, 5, 6], [7]]
+    with pytest.raises(ValueError):
+        GroupCommitter(commit, max_group=0)

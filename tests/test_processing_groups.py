@@ -1,0 +1,120 @@
+"""Messages of different people processed together, in one transaction
+(IntakeService.process_many, as `gateway serve` does under load), on SQLite and PostgreSQL:
+each person gets what one-by-one processing gives them, a message that fails does so alone,
+and a delivery waiting to be acknowledged is not kept behind a long group."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+from sqlalchemy import event, select
+
+from gateway.runtime import Runtime
+from intake.messages import InboundMessage
+from storage import repository
+from storage.db import reading, transaction
+from storage.models import Conversation, OutboxMessage
+from storage.models import InboundMessage as InboundRow
+from tests.filings import CHINESE_FILING, ENGLISH_FILING
+
+
+def store(runtime: Runtime, sender: str, text: str) -> int:
+    message = InboundMessage(channel="whatsapp", sender=sender,
+                             provider_message_id=str(uuid.uuid4()), text=text)
+    inbound_id = runtime.intake.receive(message)
+    assert inbound_id is not None
+    return inbound_id
+
+
+def replies(runtime: Runtime, sender: str) -> list[str]:
+    with transaction(runtime.sessions) as session:
+        conversations = select(Conversation.id).where(
+            repository.by_sender(session, Conversation, "whatsapp", sender))
+        rows = session.scalars(select(OutboxMessage).where(
+            OutboxMessage.conversation_id.in_(conversations)).order_by(OutboxMessage.id))
+        return [row.body["text"] for row in rows]
+
+
+def test_filings_processed_in_groups_match_one_by_one(runtime: Runtime) -> None:
+    people = {"+243810000001": ENGLISH_FILING, "+243810000002": CHINESE_FILING,
+              "+243810000003": ENGLISH_FILING}
+    alone = "+243810000009"
+    for line in ENGLISH_FILING:  # the reference: one message, one transaction
+        runtime.intake.process(store(runtime, alone, line))
+    for step in range(max(len(lines) for lines in people.values())):
+        ids = [store(runtime, sender, lines[step]) for sender, lines in people.items()
+               if step < len(lines)]
+        outcomes = runtime.intake.process_many(ids)
+        assert all(isinstance(outcome, list) and outcome for outcome in outcomes), outcomes
+    expected = replies(runtime, alone)
+    for sender, lines in people.items():
+        got = replies(runtime, sender)
+        if lines is ENGLISH_FILING:
+            # The same conversation, word for word but for the reference number at the end.
+            assert got[:-1] == expected[:-1]
+        assert "申请编号" in got[-1] if lines is CHINESE_FILING else "reference" in got[-1]
+    with transaction(runtime.sessions) as session:
+        references = [a.reference for a in repository.applications(session)]
+        unprocessed = session.scalars(select(InboundRow).where(
+            InboundRow.processed_at.is_(None))).all()
+    assert len(set(references)) == 4 and unprocessed == []
+
+
+def test_a_message_that_fails_in_a_group_fails_alone(runtime: Runtime, monkeypatch) -> None:
+    ids = [store(runtime, f"+24381000010{n}", "Hello") for n in range(3)]
+    runtime.intake.process_many(ids)
+    ids = [store(runtime, f"+24381000010{n}", "1") for n in range(3)]
+    original = runtime.engine.handle
+
+    def broken_for_the_second(state, message, context):
+        if message.sender == "+243810000101":
+            raise RuntimeError("engine exploded")
+        return original(state, message, context)
+    monkeypatch.setattr(runtime.engine, "handle", broken_for_the_second)
+    outcomes = runtime.intake.process_many(ids)
+    assert [isinstance(outcome, list) and bool(outcome) for outcome in outcomes] == \
+        [True, True, True]  # the second gets the apology, the message kept
+    with transaction(runtime.sessions) as session:
+        rows = [session.get_one(InboundRow, inbound_id) for inbound_id in ids]
+        assert [row.processed_at is not None for row in rows] == [True, False, True]
+        assert "engine exploded" in rows[1].error and rows[1].attempts == 1
+    assert "Your message is saved" in replies(runtime, "+243810000101")[-1]
+    assert replies(runtime, "+243810000100")[-1] == replies(runtime, "+243810000102")[-1]
+
+
+def test_a_waiting_delivery_splits_a_group_into_transactions(runtime: Runtime,
+                                                             monkeypatch) -> None:
+    ids = [store(runtime, f"+24381000020{n}", "Hello") for n in range(4)]
+    commits: list[int] = []
+    event.listen(runtime.database, "commit", lambda connection: commits.append(1))
+    runtime.intake.process_many(ids[:2])
+    assert len(commits) == 1  # nothing waiting: one transaction for the group
+    monkeypatch.setattr("gateway.service.urgent_writer_waiting", lambda sessions: True)
+    commits.clear()
+    runtime.intake.process_many(ids[2:])
+    assert len(commits) == 2  # a delivery waits: each message committed before it goes
+    with transaction(runtime.sessions) as session:
+        assert all(session.get_one(InboundRow, i).processed_at for i in ids)
+
+
+def test_a_reading_transaction_does_not_wait_for_a_writer(runtime: Runtime) -> None:
+    inbound_id = store(runtime, "+243810000301", "Hello")
+    holding, release = threading.Event(), threading.Event()
+
+    def write() -> None:
+        with transaction(runtime.sessions) as session:
+            session.get_one(InboundRow, inbound_id).attempts = 3
+            session.flush()
+            holding.set()
+            release.wait(5)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert holding.wait(5)
+        with reading(runtime.sessions) as session:  # at once, and sees what is committed
+            assert session.get_one(InboundRow, inbound_id).attempts == 0
+    finally:
+        release.set()
+        writer.join(5)
