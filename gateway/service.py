@@ -40,7 +40,6 @@ from storage.models import (
     ApplicationAction,
     Conversation,
     MediaDownload,
-    OutboxMessage,
 )
 from storage.models import InboundMessage as InboundRow
 
@@ -72,8 +71,29 @@ class Delivered:
     message: OutboundMessage
 
 
+class Numbered(Protocol):
+    """An outbox row, or what stands for one: its id is there once it is flushed."""
+
+    @property
+    def id(self) -> int: ...
+
+
 # Replies added to the session, not flushed yet, with what they say.
-Queued = list[tuple[OutboxMessage, OutboundMessage]]
+Queued = list[tuple[Numbered, OutboundMessage]]
+
+
+# session.info key: the conversations whose person wrote in this transaction.
+_HEARD_FROM = "gateway_heard_from"
+
+
+@dataclass(frozen=True)
+class _Flushed:
+    id: int
+
+
+def _delivered(queued: Queued) -> list[Delivered]:
+    """The replies with their ids, once flushed."""
+    return [Delivered(row.id, message) for row, message in queued]
 
 
 def now_utc() -> datetime:
@@ -172,7 +192,10 @@ class IntakeService:
 
     def _process(self, inbound_id: int) -> list[Delivered]:
         with transaction(self.sessions) as session:
-            return self._process_in(session, inbound_id)
+            queued = self._process_in(session, inbound_id)
+            self._release_held(session)
+            session.flush()
+            return _delivered(queued)
 
     def _process_together(self, inbound_ids: Sequence[int]) -> list[list[Delivered]]:
         """In one transaction, or several when a delivery to acknowledge is waiting for
@@ -183,7 +206,7 @@ class IntakeService:
         return done
 
     def _process_until_urgent(self, inbound_ids: Sequence[int]) -> list[list[Delivered]]:
-        done: list[list[Delivered]] = []
+        done: list[Queued] = []
         with transaction(self.sessions) as session:
             rows = repository.inbound_rows(session, inbound_ids)
             failed = delivery.failed_media(session, inbound_ids)
@@ -192,12 +215,17 @@ class IntakeService:
                                              failed.get(inbound_id, [])))
                 if urgent_writer_waiting(self.sessions):
                     break
-        return done
+            # What the messages changed goes out in one flush: the rows of each table in one
+            # statement for the group.
+            self._release_held(session)
+            session.flush()
+        return [_delivered(queued) for queued in done]
 
     def _process_in(self, session: Session, inbound_id: int, row: InboundRow | None = None,
-                    failed: Sequence[MediaDownload] | None = None) -> list[Delivered]:
+                    failed: Sequence[MediaDownload] | None = None) -> Queued:
         """Apply one message in the caller's transaction (`row`: loaded and locked already;
-        `failed`: its downloads that failed, looked up already)."""
+        `failed`: its downloads that failed, looked up already); the changes are flushed by
+        the caller, with those of the other messages of its group."""
         if row is None:
             row = repository.inbound(session, inbound_id)
         if row.processed_at is not None:
@@ -206,9 +234,14 @@ class IntakeService:
         filing = self.filings.get(row.channel)
         if filing is not None:
             row.attempts += 1
-            return filing.apply(session, row, now)
+            return [(_Flushed(d.outbox_id), d.message) for d in filing.apply(session, row, now)]
         message = _message_of(row)
-        conversation = repository.current_conversation(session, row.channel, row.sender)
+        # Without flushing what the group's earlier messages changed: they are other people's
+        # (one person's messages are processed one after the other, never in one group), and
+        # their changes go out together at the end. Queries that need this message's own
+        # changes (a new conversation, a submission) flush first.
+        with session.no_autoflush:
+            conversation = repository.current_conversation(session, row.channel, row.sender)
         if conversation is None:
             conversation = repository.new_conversation(session, row.channel, row.sender, now,
                                                        row.hints)
@@ -228,8 +261,7 @@ class IntakeService:
         row.application_id = conversation.application_id
         row.processed_at = now
         row.error = None
-        session.flush()
-        return [Delivered(outbox.id, reply) for outbox, reply in queued]
+        return queued
 
     def _media_notices(self, conversation: Conversation, failed: Sequence[MediaDownload]
                        ) -> list[OutboundMessage]:
@@ -252,10 +284,17 @@ class IntakeService:
         return list(zip(rows, notices, strict=True))
 
     def _heard_from(self, session: Session, conversation: Conversation, now: datetime) -> None:
-        """The person wrote: they have not blocked us, and held messages may go out."""
+        """The person wrote: they have not blocked us, and held messages may go out (released
+        by `_release_held` before the transaction ends, for all its messages at once)."""
         conversation.last_inbound_at = now
         conversation.blocked_at = None
-        delivery.release_held(session, conversation.id, now)
+        session.info.setdefault(_HEARD_FROM, set()).add(conversation.id)
+
+    def _release_held(self, session: Session) -> None:
+        """Held messages of the conversations heard from in this transaction go out now."""
+        heard = session.info.pop(_HEARD_FROM, None)
+        if heard:
+            delivery.release_held(session, sorted(heard), now_utc())
 
     def _apply(self, session: Session, conversation: Conversation, message: InboundMessage,
                now: datetime, notices: Sequence[OutboundMessage] = ()) -> Queued:

@@ -204,13 +204,13 @@ def mark_blocked(session: Session, channel: str, sender: str, blocked: bool, now
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def release_held(session: Session, conversation_id: int, now: datetime) -> None:
-    """The person wrote: messages held for WhatsApp's 24-hour window go out now.
+def release_held(session: Session, conversation_ids: Sequence[int], now: datetime) -> None:
+    """These people wrote: messages held for WhatsApp's 24-hour window go out now.
 
-    A Core statement on the session's connection, run for every message processed: no held
-    row is ever loaded in the transaction that processes a message, so the ORM has nothing to
-    flush or synchronise first."""
-    session.connection().execute(_release_held(), {"held_in": conversation_id,
+    A Core statement on the session's connection, run for every group of messages processed:
+    no held row is ever loaded in the transaction that processes a message, so the ORM has
+    nothing to flush or synchronise first."""
+    session.connection().execute(_release_held(), {"held_in": list(conversation_ids),
                                                    "released_at": now})
 
 
@@ -218,7 +218,7 @@ def release_held(session: Session, conversation_id: int, now: datetime) -> None:
 def _release_held() -> Update:
     table = cast(Table, OutboxMessage.__table__)
     return (update(table)
-            .where(table.c.conversation_id == bindparam("held_in"),
+            .where(table.c.conversation_id.in_(bindparam("held_in", expanding=True)),
                    table.c.state == "held")
             .values(state="pending", delivery_mode=None,
                     next_attempt_at=bindparam("released_at", type_=table.c.next_attempt_at.type)))

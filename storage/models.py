@@ -221,6 +221,10 @@ class OutboxMessage(Base):
     last_error = Sealed[str | None]("last_error_sealed")
     provider_message_id = Sealed[str | None]("provider_message_sealed", index=PROVIDER_ID_INDEX)
 
+    # The columns with a server default (for rows written before 0002) get their value from
+    # the Python default: nothing to read back, so the rows of a flush go in one INSERT
+    # rather than one INSERT … RETURNING each.
+    __mapper_args__ = {"eager_defaults": False}
     __table_args__ = (
         Index("ix_outbox_pending", "state", "next_attempt_at"),
         Index("ix_outbox_conversation", "conversation_id", "id"),
