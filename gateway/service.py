@@ -10,7 +10,7 @@ Steps for one message (DESIGN.md, "One inbound message, end to end"):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.grouping import each_alone
 from gateway.language_detection import build_detector
 from gateway.settings import Settings
 from intake.catalog import DEFAULT_LOCALE_DIR, load_catalogs
@@ -150,17 +151,13 @@ class IntakeService:
         one commit for a group instead of one a message. If the group fails, each message is
         processed on its own, so one that fails does so alone, recorded as `process` records
         it; the database being unavailable fails them all (they stay stored, unprocessed)."""
-        if len(inbound_ids) == 1:
-            return [_outcome(self.process, inbound_ids[0])]
-        try:
-            together: list[list[Delivered] | BaseException] = [
-                *self._process_together(inbound_ids)]
-            return together
-        except DatabaseUnavailable as error:
-            return [error] * len(inbound_ids)
-        except Exception:  # noqa: BLE001 - each alone below, where a failure is recorded
-            log.info("a group of %d messages failed; processing each alone", len(inbound_ids))
-        return [_outcome(self.process, inbound_id) for inbound_id in inbound_ids]
+        return each_alone(self._process_group, list(inbound_ids),
+                          together=(DatabaseUnavailable,))
+
+    def _process_group(self, inbound_ids: list[int]) -> list[list[Delivered]]:
+        if len(inbound_ids) == 1:  # alone: as `process`, which records a failure
+            return [self.process(inbound_ids[0])]
+        return self._process_together(inbound_ids)
 
     def start(self, channel: str, sender: str, hints: dict[str, str] | None = None
               ) -> list[Delivered]:
@@ -422,14 +419,6 @@ class IntakeService:
                     conversation.state).current)
             rows = repository.add_outbox(session, conversation, [sorry], now_utc())
             return [Delivered(rows[0].id, sorry)]
-
-
-def _outcome(work: Callable[[int], list[Delivered]], inbound_id: int
-             ) -> list[Delivered] | BaseException:
-    try:
-        return work(inbound_id)
-    except Exception as error:  # noqa: BLE001 - handed to that message's caller
-        return error
 
 
 def _status(session: Session, conversation: Conversation) -> str | None:
