@@ -81,6 +81,19 @@ def start_bare(folder: Path, process: bool = False) -> Server:
                  ready_path="/healthz")
 
 
+def load_arguments(description: str, messages: int, senders: int, warmup: int, seconds: float,
+                   seconds_help: str = "time limit of one run") -> argparse.ArgumentParser:
+    """The options every load benchmark takes (traffic, connections, time limit), with its
+    own defaults; a benchmark adds its own options to the parser it gets back."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--messages", type=int, default=messages)
+    parser.add_argument("--senders", type=int, default=senders)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--warmup", type=int, default=warmup)
+    parser.add_argument("--seconds", type=float, default=seconds, help=seconds_help)
+    return parser
+
+
 def machine_note() -> str:
     """How busy the machine was (others' work shares the cores with the benchmark)."""
     one, five, _ = os.getloadavg()

@@ -35,6 +35,7 @@ from bench.load import (  # noqa: E402
     WHATSAPP_PATH,
     LoadResult,
     campaign,
+    load_arguments,
     machine_note,
     post_all,
     start_bare,
@@ -79,12 +80,8 @@ def run(url: str, processed: Callable[[], int], args: argparse.Namespace, tag: s
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--messages", type=int, default=4000)
-    parser.add_argument("--senders", type=int, default=400)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--warmup", type=int, default=200)
-    parser.add_argument("--seconds", type=float, default=120.0, help="time limit of one run")
+    parser = load_arguments(__doc__.split("\n", 1)[0], messages=4000, senders=400, warmup=200,
+                            seconds=120.0)
     args = parser.parse_args(argv)
     note = machine_note()
 

@@ -41,6 +41,7 @@ from bench.load import (  # noqa: E402
     LoadResult,
     Server,
     campaign,
+    load_arguments,
     machine_note,
     post_all,
     start,
@@ -134,12 +135,8 @@ def layout(instances: int, worker: bool, folder: Path, providers_url: str, datab
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--messages", type=int, default=3000)
-    parser.add_argument("--senders", type=int, default=300)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--warmup", type=int, default=200)
-    parser.add_argument("--seconds", type=float, default=150.0, help="time limit of one run")
+    parser = load_arguments(__doc__.split("\n", 1)[0], messages=3000, senders=300, warmup=200,
+                            seconds=150.0)
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES,
                         help="a server where a scratch database may be created")
     args = parser.parse_args(argv)

@@ -34,6 +34,7 @@ from bench.load import (  # noqa: E402
     WHATSAPP_PATH,
     LoadResult,
     campaign,
+    load_arguments,
     machine_note,
     post_all,
     start_bare,
@@ -51,12 +52,8 @@ def run_load(url: str, args: argparse.Namespace, tag: str) -> LoadResult:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--messages", type=int, default=6000)
-    parser.add_argument("--senders", type=int, default=1000)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--warmup", type=int, default=300)
-    parser.add_argument("--seconds", type=float, default=60.0, help="time limit of one load")
+    parser = load_arguments(__doc__.split("\n", 1)[0], messages=6000, senders=1000, warmup=300,
+                            seconds=60.0, seconds_help="time limit of one load")
     parser.add_argument("--settle", type=float, default=5.0,
                         help="pause after the warm-up (the gateway processes it)")
     args = parser.parse_args(argv)
