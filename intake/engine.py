@@ -115,6 +115,14 @@ class Engine:
                    text.split(",") if w.strip()} | {name}
             for name in COMMANDS
         }
+        # Looked up at every message, several times: which command a whole message names
+        # (the first in COMMANDS order), and the words that open "edit N", longest first.
+        self._exact_commands: dict[str, tuple[int, str]] = {}
+        for position, (name, words) in enumerate(self._command_words.items()):
+            for word in words:
+                self._exact_commands.setdefault(word, (position, name))
+        self._edit_position = list(self._command_words).index("edit")
+        self._edit_words = sorted(self._command_words["edit"], key=len, reverse=True)
 
     # -- entry points ---------------------------------------------------------------
 
@@ -659,15 +667,15 @@ class Engine:
         folded = fold(text).lstrip("/")
         if not folded or len(folded) > 60:
             return None, ""
-        for name, words in self._command_words.items():
-            for word in sorted(words, key=len, reverse=True):
-                if folded == word:
-                    return name, ""
-                if name == "edit" and folded.startswith(word + " "):
-                    return name, folded[len(word) + 1:].strip()
-                if name == "edit" and word and not word.isascii() and folded.startswith(word):
-                    return name, folded[len(word):].strip()
-        return None, ""
+        exact = self._exact_commands.get(folded)
+        if exact is not None and exact[0] <= self._edit_position:
+            return exact[1], ""
+        for word in self._edit_words:
+            if folded.startswith(word + " "):
+                return "edit", folded[len(word) + 1:].strip()
+            if word and not word.isascii() and folded.startswith(word):
+                return "edit", folded[len(word):].strip()
+        return (exact[1], "") if exact is not None else (None, "")
 
     def _is_command(self, text: str, name: str) -> bool:
         """Whether the text is exactly this command word."""
