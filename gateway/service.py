@@ -207,9 +207,10 @@ class IntakeService:
         with transaction(self.sessions) as session:
             rows = repository.inbound_rows(session, inbound_ids)
             failed = delivery.failed_media(session, inbound_ids)
+            conversations = self._conversations(session, list(rows.values()))
             for inbound_id in inbound_ids:
                 done.append(self._process_in(session, inbound_id, rows.get(inbound_id),
-                                             failed.get(inbound_id, [])))
+                                             failed.get(inbound_id, []), conversations))
                 if urgent_writer_waiting(self.sessions):
                     break
             # What the messages changed goes out in one flush: the rows of each table in one
@@ -218,10 +219,24 @@ class IntakeService:
             session.flush()
         return [_delivered(queued) for queued in done]
 
+    def _conversations(self, session: Session, rows: Sequence[InboundRow]
+                       ) -> dict[tuple[str, str], Conversation] | None:
+        """The current conversations of a group's senders, in one query; None (each message
+        then looks up its own) if one sender has two messages in the group, as the second
+        may need the conversation the first opens."""
+        senders = [(row.channel, row.sender) for row in rows
+                   if row.processed_at is None and row.channel not in self.filings]
+        if len(set(senders)) < len(senders):
+            return None
+        return repository.current_conversations(session, senders)
+
     def _process_in(self, session: Session, inbound_id: int, row: InboundRow | None = None,
-                    failed: Sequence[MediaDownload] | None = None) -> Queued:
+                    failed: Sequence[MediaDownload] | None = None,
+                    conversations: dict[tuple[str, str], Conversation] | None = None
+                    ) -> Queued:
         """Apply one message in the caller's transaction (`row`: loaded and locked already;
-        `failed`: its downloads that failed, looked up already); the changes are flushed by
+        `failed`: its downloads that failed, and `conversations`: the current conversations
+        of the group's senders, locked, both looked up already); the changes are flushed by
         the caller, with those of the other messages of its group."""
         if row is None:
             row = repository.inbound(session, inbound_id)
@@ -237,8 +252,12 @@ class IntakeService:
         # (one person's messages are processed one after the other, never in one group), and
         # their changes go out together at the end. Queries that need this message's own
         # changes (a new conversation, a submission) flush first.
-        with session.no_autoflush:
-            conversation = repository.current_conversation(session, row.channel, row.sender)
+        if conversations is not None:
+            conversation = conversations.get((row.channel, row.sender))
+        else:
+            with session.no_autoflush:
+                conversation = repository.current_conversation(session, row.channel,
+                                                               row.sender)
         if conversation is None:
             conversation = repository.new_conversation(session, row.channel, row.sender, now,
                                                        row.hints)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -100,9 +100,13 @@ def inbound(session: Session, inbound_id: int) -> InboundRow:
 
 def inbound_rows(session: Session, inbound_ids: Sequence[int]) -> dict[int, InboundRow]:
     """Stored inbound messages by id, locked, in one query (a group processed together)."""
-    return {row.id: row for row in session.scalars(
-        select(InboundRow).where(InboundRow.id.in_(inbound_ids)).order_by(InboundRow.id)
-        .with_for_update())}
+    return {row.id: row for row in session.scalars(_inbound_rows(), {"ids": list(inbound_ids)})}
+
+
+@cache
+def _inbound_rows() -> Select[InboundRow]:
+    return (select(InboundRow).where(InboundRow.id.in_(bindparam("ids", expanding=True)))
+            .order_by(InboundRow.id).with_for_update())
 
 
 def current_conversation(session: Session, channel: str, sender: str) -> Conversation | None:
@@ -121,6 +125,38 @@ def _current_conversation() -> Select[Conversation]:
             .order_by(Conversation.id.desc())
             .limit(1)
             .with_for_update())
+
+
+def current_conversations(session: Session, senders: Collection[tuple[str, str]]
+                          ) -> dict[tuple[str, str], Conversation]:
+    """`current_conversation` of several (channel, sender) pairs in one query (a group processed
+    together); a sender with no conversation is missing from the answer."""
+    by_index: dict[tuple[str, str], tuple[str, str]] = {}
+    for channel, sender in senders:
+        for index in sender_indexes(session, channel, sender):
+            by_index[(channel, index)] = (channel, sender)
+    if not by_index:
+        return {}
+    found: dict[tuple[str, str], Conversation] = {}
+    # Newest first: a sender whose rows are under two keys (a rotation under way) gets the
+    # newest of the newest under each.
+    for conversation in session.scalars(_current_conversations(), {
+            "channels": sorted({channel for channel, _ in by_index}),
+            "indexes": sorted({index for _, index in by_index})}):
+        key = by_index.get((conversation.channel, conversation.sender_index))
+        if key is not None:
+            found.setdefault(key, conversation)
+    return found
+
+
+@cache
+def _current_conversations() -> Select[Conversation]:
+    newest = (select(func.max(Conversation.id))
+              .where(Conversation.channel.in_(bindparam("channels", expanding=True)),
+                     Conversation.sender_index.in_(bindparam("indexes", expanding=True)))
+              .group_by(Conversation.channel, Conversation.sender_index))
+    return (select(Conversation).where(Conversation.id.in_(newest))
+            .order_by(Conversation.id.desc()).with_for_update())
 
 
 def new_conversation(session: Session, channel: str, sender: str, now: datetime,

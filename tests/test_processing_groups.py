@@ -8,11 +8,14 @@ from __future__ import annotations
 import threading
 import uuid
 
-from sqlalchemy import event, select
+from pydantic import SecretStr
+from sqlalchemy import event, func, select
 
-from gateway.runtime import Runtime
+from gateway.runtime import Runtime, open_runtime
+from gateway.settings import Settings
 from intake.messages import InboundMessage
 from storage import repository
+from storage.crypto import new_key
 from storage.db import reading, transaction
 from storage.models import Conversation, OutboxMessage
 from storage.models import InboundMessage as InboundRow
@@ -59,6 +62,50 @@ def test_filings_processed_in_groups_match_one_by_one(runtime: Runtime) -> None:
         unprocessed = session.scalars(select(InboundRow).where(
             InboundRow.processed_at.is_(None))).all()
     assert len(set(references)) == 4 and unprocessed == []
+
+
+def conversations_of(runtime: Runtime, sender: str) -> int:
+    with transaction(runtime.sessions) as session:
+        return session.scalar(select(func.count()).select_from(Conversation).where(
+            repository.by_sender(session, Conversation, "whatsapp", sender))) or 0
+
+
+def test_one_persons_messages_in_one_group_keep_to_one_conversation(runtime: Runtime) -> None:
+    # The dispatcher never groups one person's messages, but a caller of process_many may:
+    # the second message must find the conversation the first one opened.
+    together, alone = "+243810000201", "+243810000202"
+    runtime.intake.process_many([store(runtime, together, line) for line in ENGLISH_FILING[:4]])
+    for line in ENGLISH_FILING[:4]:
+        runtime.intake.process(store(runtime, alone, line))
+    assert conversations_of(runtime, together) == 1
+    assert replies(runtime, together) == replies(runtime, alone)
+
+
+def test_a_group_during_a_key_rotation_continues_everyones_conversation(
+        settings: Settings) -> None:
+    # People who began under the old key write again after a new key became current (the
+    # rotation has not resealed their conversations yet): each goes on where they were.
+    old = new_key()
+    people = [f"+24381000030{n}" for n in range(3)]
+    before = open_runtime(settings.model_copy(update={"encryption_key": SecretStr(old)}))
+    try:
+        for line in ENGLISH_FILING[:2]:
+            before.intake.process_many([store(before, person, line) for person in people])
+    finally:
+        before.close()
+    both = settings.model_copy(update={"encryption_key": SecretStr(f"{new_key()},{old}")})
+    runtime = open_runtime(both)
+    try:
+        runtime.intake.process_many([store(runtime, person, ENGLISH_FILING[2])
+                                     for person in people])
+        for line in ENGLISH_FILING[:3]:
+            runtime.intake.process(store(runtime, "+243810000309", line))
+        expected = replies(runtime, "+243810000309")
+        for person in people:
+            assert conversations_of(runtime, person) == 1
+            assert replies(runtime, person) == expected
+    finally:
+        runtime.close()
 
 
 def test_a_message_that_fails_in_a_group_fails_alone(runtime: Runtime, monkeypatch) -> None:
