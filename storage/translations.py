@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from intake.translation import SUPPLEMENT, SourceText, Translation, targets_for
@@ -46,9 +47,8 @@ def queue_answers(session: Session, conversation_id: int, texts: Sequence[Source
     # Read without flushing first: what the caller changed in this session is elsewhere (the
     # conversation), and goes out in one flush with these jobs.
     with session.no_autoflush:
-        for row in session.scalars(select(FieldTranslation).where(
-                FieldTranslation.conversation_id == conversation_id,
-                FieldTranslation.field_key.in_(list(keys)))):
+        for row in session.scalars(_jobs_of_fields(), {"conversation_id": conversation_id,
+                                                       "keys": list(keys)}):
             existing.setdefault((row.field_key, row.item), []).append(row)
     for source in texts:
         rows = existing.pop((source.field_key, source.item), [])
@@ -62,6 +62,14 @@ def queue_answers(session: Session, conversation_id: int, texts: Sequence[Source
     for rows in existing.values():  # texts no longer answered; deleted at the next flush
         for row in rows:
             session.delete(row)
+
+
+@cache
+def _jobs_of_fields() -> Select[FieldTranslation]:
+    """`queue_answers`' query, built once (it runs at most turns)."""
+    return select(FieldTranslation).where(
+        FieldTranslation.conversation_id == bindparam("conversation_id"),
+        FieldTranslation.field_key.in_(bindparam("keys", expanding=True)))
 
 
 def queue_supplement(session: Session, conversation_id: int, application_id: int | None,
