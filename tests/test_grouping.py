@@ -6,14 +6,45 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable, Iterable
+from typing import Generic, TypeVar
 
 import pytest
 
 from gateway.grouping import GroupCommitter, each_alone
 
+T = TypeVar("T")
+
 
 class Unavailable(Exception):
     pass
+
+
+class HeldFirst(Generic[T]):
+    """A commit that records its groups and holds the first one until released, so that the
+    items submitted meanwhile wait together."""
+
+    def __init__(self, answer: Callable[[T], T] = lambda item: item) -> None:
+        self.answer = answer
+        self.groups: list[list[T]] = []
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, group: list[T]) -> list[T]:
+        self.groups.append(group)
+        self.started.set()
+        self.release.wait(5)
+        return [self.answer(item) for item in group]
+
+
+async def submit_while_held(committer: GroupCommitter[T, T], commit: HeldFirst[T], first: T,
+                            later: Iterable[T]) -> tuple[T, list[T]]:
+    """Submit `first`, then `later` while its commit is held; the answers, once released."""
+    held = asyncio.create_task(committer.submit(first))
+    await asyncio.to_thread(commit.started.wait, 5)
+    waiting = [asyncio.create_task(committer.submit(item)) for item in later]
+    await asyncio.sleep(0.05)
+    commit.release.set()
+    return await held, list(await asyncio.gather(*waiting))
 
 
 async def test_an_item_submitted_as_the_last_group_ends_is_still_committed() -> None:
@@ -34,27 +65,15 @@ async def test_an_item_submitted_as_the_last_group_ends_is_still_committed() -> 
 
 
 async def test_items_that_arrive_during_a_commit_are_committed_together_after_it() -> None:
-    groups: list[list[str]] = []
-    first_started, release = threading.Event(), threading.Event()
-
-    def commit(group: list[str]) -> list[str]:
-        groups.append(group)
-        first_started.set()
-        release.wait(5)
-        return [item.upper() for item in group]
-
+    commit = HeldFirst(str.upper)
     committer = GroupCommitter(commit)
     try:
-        first = asyncio.create_task(committer.submit("a"))
-        await asyncio.to_thread(first_started.wait, 5)
-        later = [asyncio.create_task(committer.submit(item)) for item in "bcd"]
-        await asyncio.sleep(0.05)
-        release.set()
-        assert await first == "A"
-        assert await asyncio.gather(*later) == ["B", "C", "D"]
+        first, later = await submit_while_held(committer, commit, "a", "bcd")
+        assert first == "A"
+        assert later == ["B", "C", "D"]
     finally:
         committer.close()
-    assert groups == [["a"], ["b", "c", "d"]]
+    assert commit.groups == [["a"], ["b", "c", "d"]]
 
 
 async def test_an_item_that_cannot_be_committed_fails_alone() -> None:
@@ -110,26 +129,14 @@ def test_a_single_item_that_fails_raises_its_own_error() -> None:
 
 
 async def test_a_group_is_bounded_and_the_rest_goes_in_the_next() -> None:
-    groups: list[list[int]] = []
-    first_started, release = threading.Event(), threading.Event()
-
-    def commit(group: list[int]) -> list[int]:
-        groups.append(group)
-        first_started.set()
-        release.wait(5)
-        return group
-
+    commit: HeldFirst[int] = HeldFirst()
     committer = GroupCommitter(commit, max_group=3)
     try:
-        first = asyncio.create_task(committer.submit(0))
-        await asyncio.to_thread(first_started.wait, 5)
-        later = [asyncio.create_task(committer.submit(item)) for item in range(1, 8)]
-        await asyncio.sleep(0.05)
-        release.set()
-        assert await first == 0
-        assert await asyncio.gather(*later) == list(range(1, 8))
+        first, later = await submit_while_held(committer, commit, 0, range(1, 8))
+        assert first == 0
+        assert later == list(range(1, 8))
     finally:
         committer.close()
-    assert groups == [[0], [1, 2, 3], [4, 5, 6], [7]]
+    assert commit.groups == [[0], [1, 2, 3], [4, 5, 6], [7]]
     with pytest.raises(ValueError):
         GroupCommitter(commit, max_group=0)
