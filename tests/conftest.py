@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -18,7 +19,7 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "GATEWAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-def _missing(reason: str) -> None:
+def missing_service(reason: str) -> NoReturn:
     """Skip where a developer lacks a service; in CI a missing service is a failure."""
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (CI must run every test)")
@@ -35,7 +36,7 @@ def postgres_url() -> Iterator[str]:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
     except OperationalError as error:
         admin.dispose()
-        _missing(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {error.orig}")
+        missing_service(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {error.orig}")
     url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     yield url
     with admin.connect() as connection:

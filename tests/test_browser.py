@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from tests.conftest import missing_service
+
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -106,10 +108,7 @@ def _require_chromium() -> None:
     """Skip where a developer lacks Chromium; in CI a missing browser is a failure."""
     if CHROMIUM.exists():
         return
-    reason = "Debian chromium is not installed: apt-get install chromium"
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI must run every test)")
-    pytest.skip(reason)
+    missing_service("Debian chromium is not installed: apt-get install chromium")
 
 
 def _free_port() -> int:

@@ -29,7 +29,7 @@ from storage import repository
 from storage.db import transaction
 from storage.models import Application, Conversation, FieldTranslation, OutboxMessage
 from storage.models import InboundMessage as InboundRow
-from tests.conftest import _missing
+from tests.conftest import missing_service
 from tests.mail_servers import PASSWORD, USER, Dovecot, SmtpRecorder, dovecot_missing, start_smtp
 
 FIXTURES = Path(email_channel.__file__).parent / "fixtures"
@@ -40,7 +40,7 @@ FROM = "MCM Intake <intake@mcm.example.org>"
 def dovecot() -> Iterator[Dovecot]:
     reason = dovecot_missing()
     if reason:
-        _missing(reason)
+        missing_service(reason)
     server = Dovecot.start()
     yield server
     server.stop()

@@ -10,8 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from gateway.decisions import decide
 from gateway.runtime import Runtime
 from gateway.service import now_utc
@@ -23,6 +21,7 @@ from storage import repository
 from storage.db import transaction
 from storage.models import NoticeTranslation, OutboxMessage
 from tests.argos_models import build_package
+from tests.conftest import missing_service
 from tests.filings import ENGLISH_FILING
 from tests.test_translation import FRENCH_FILING, FakeTranslator, file, work_off
 
@@ -103,7 +102,7 @@ def test_an_english_applicant_gets_no_translation_job(runtime: Runtime) -> None:
 
 def test_a_real_argos_package_translates_the_notice(runtime: Runtime, tmp_path: Path) -> None:
     if not argos_installed():
-        pytest.skip("the `translation` extra is not installed")
+        missing_service("the `translation` extra is not installed")
     argos.install_files(runtime.settings.argos_dir,
                         [build_package(tmp_path, "en", "fr", seed=3)])
     application = file(runtime, FRENCH_FILING, sender="amani")

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from tests.conftest import missing_service
 from tests.filings import ENGLISH_FILING
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, _free_port, _require_chromium
 from tests.test_browser import _wait_until_healthy as wait_until_healthy
@@ -37,24 +38,18 @@ PASSWORD = "correct horse battery"
 REFERENCE = re.compile(r"MCM-\d{4}-[0-9A-Z]+")
 
 
-def _missing(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI must run every test)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def axe_script() -> Path:
     """axe.min.js from the npm package axe-core, installed under .cache/ when missing."""
     if not AXE.exists():
         npm = shutil.which("npm")
         if npm is None:
-            _missing("npm is missing, so axe-core cannot be installed")
+            missing_service("npm is missing, so axe-core cannot be installed")
         subprocess.run([npm or "npm", "install", "--prefix", str(AXE_DIR), "--no-audit",
                         "--no-fund", "--silent", "axe-core@4"], check=False, timeout=300,
                        capture_output=True)
     if not AXE.exists():
-        _missing("axe-core could not be installed from the npm registry")
+        missing_service("axe-core could not be installed from the npm registry")
     return AXE
 
 

@@ -54,6 +54,7 @@ from storage import repository, translations
 from storage.db import transaction
 from storage.models import Application, FieldTranslation
 from tests.argos_models import build_package
+from tests.conftest import missing_service
 from tests.filings import CHINESE_FILING, ENGLISH_FILING
 
 FRENCH = {
@@ -80,10 +81,7 @@ REQUESTS = web.AppKey("requests", list[dict[str, Any]])
 def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Real .argosmodel files, built once: French→English and English→Chinese."""
     if not argos_installed():
-        reason = "the `translation` extra (argostranslate, CTranslate2) is not installed"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason} (CI must run every test)")
-        pytest.skip(reason)
+        missing_service("the `translation` extra (argostranslate, CTranslate2) is not installed")
     folder = tmp_path_factory.mktemp("argos-packages")
     return {"fr-en": build_package(folder, "fr", "en", seed=1),
             "en-zh": build_package(folder, "en", "zh", seed=2)}
