@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 
 
@@ -35,10 +37,15 @@ def country_of(number: str) -> str | None:
 
 def phone_hints(number: str) -> dict[str, str]:
     """What a phone number tells the conversation: where to reach the person, and a country
-    (the number parsed once: this runs for every message a provider delivers)."""
+    (this runs for every message a provider delivers)."""
+    contact, country = _hints(number)
+    return {"contact": contact, "country": country} if country else {"contact": contact}
+
+
+@functools.lru_cache(maxsize=4096)
+def _hints(number: str) -> tuple[str, str | None]:
+    """The number parsed once, and remembered: a person sends a dozen messages or more, and
+    parsing costs more than the rest of reading a webhook's payload."""
     parsed = _parse(number)
-    hints = {"contact": _e164(parsed, number)}
     country = _country(parsed)
-    if country and country != "ZZ":
-        hints["country"] = country
-    return hints
+    return _e164(parsed, number), country if country != "ZZ" else None

@@ -12,7 +12,7 @@ import asyncio
 import base64
 import fnmatch
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -52,32 +52,44 @@ class ChannelStatus:
     reason: str
 
 
+def _telegram_needs(settings: Settings) -> dict[str, object]:
+    needed: dict[str, object] = {"telegram_token": _secret(settings.telegram_token)}
+    if settings.telegram_mode == "webhook":
+        needed["telegram_secret_token"] = _secret(settings.telegram_secret_token)
+    return needed
+
+
+# Each messaging channel: its label, and the settings it needs (name: value) to be on.
+_NEEDS: dict[str, tuple[str, Callable[[Settings], dict[str, object]]]] = {
+    telegram.CHANNEL: ("Telegram", _telegram_needs),
+    whatsapp.CHANNEL: ("WhatsApp", lambda settings: {
+        "whatsapp_app_secret": _secret(settings.whatsapp_app_secret),
+        "whatsapp_verify_token": _secret(settings.whatsapp_verify_token),
+        "whatsapp_access_token": _secret(settings.whatsapp_access_token),
+        "whatsapp_phone_number_id": settings.whatsapp_phone_number_id}),
+    twilio.CHANNEL: ("SMS (Twilio)", lambda settings: {
+        "twilio_account_sid": settings.twilio_account_sid,
+        "twilio_auth_token": _secret(settings.twilio_auth_token),
+        "twilio_from": settings.twilio_from, "public_url": settings.public_url}),
+    africastalking.CHANNEL: ("SMS (Africa's Talking)", lambda settings: {
+        "africastalking_username": settings.africastalking_username,
+        "africastalking_api_key": _secret(settings.africastalking_api_key),
+        "africastalking_webhook_secret": _secret(settings.africastalking_webhook_secret)}),
+}
+
+
+def channel_status(settings: Settings, channel: str) -> ChannelStatus:
+    """Whether one messaging channel is on: all its credentials set (a webhook asks this of
+    every request, so only its own channel's settings are read)."""
+    label, needs = _NEEDS[channel]
+    missing = [f"GATEWAY_{name.upper()}" for name, value in needs(settings).items() if not value]
+    return ChannelStatus(channel, label, not missing,
+                         f"not configured ({', '.join(missing)} unset)" if missing else "")
+
+
 def channel_statuses(settings: Settings) -> list[ChannelStatus]:
     """Each messaging channel, on when its credentials are all set."""
-    def status(channel: str, label: str, needed: dict[str, object]) -> ChannelStatus:
-        missing = [f"GATEWAY_{name.upper()}" for name, value in needed.items() if not value]
-        return ChannelStatus(channel, label, not missing,
-                             f"not configured ({', '.join(missing)} unset)" if missing else "")
-
-    telegram_needed: dict[str, object] = {"telegram_token": _secret(settings.telegram_token)}
-    if settings.telegram_mode == "webhook":
-        telegram_needed["telegram_secret_token"] = _secret(settings.telegram_secret_token)
-    return [
-        status(telegram.CHANNEL, "Telegram", telegram_needed),
-        status(whatsapp.CHANNEL, "WhatsApp", {
-            "whatsapp_app_secret": _secret(settings.whatsapp_app_secret),
-            "whatsapp_verify_token": _secret(settings.whatsapp_verify_token),
-            "whatsapp_access_token": _secret(settings.whatsapp_access_token),
-            "whatsapp_phone_number_id": settings.whatsapp_phone_number_id}),
-        status(twilio.CHANNEL, "SMS (Twilio)", {
-            "twilio_account_sid": settings.twilio_account_sid,
-            "twilio_auth_token": _secret(settings.twilio_auth_token),
-            "twilio_from": settings.twilio_from, "public_url": settings.public_url}),
-        status(africastalking.CHANNEL, "SMS (Africa's Talking)", {
-            "africastalking_username": settings.africastalking_username,
-            "africastalking_api_key": _secret(settings.africastalking_api_key),
-            "africastalking_webhook_secret": _secret(settings.africastalking_webhook_secret)}),
-    ]
+    return [channel_status(settings, channel) for channel in _NEEDS]
 
 
 def _secret(value: Any) -> str:

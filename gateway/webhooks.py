@@ -40,7 +40,7 @@ from channels import telegram, whatsapp
 from channels.base import Parsed, PayloadRefused, same_secret
 from channels.sms import africastalking, twilio
 from gateway.messaging import MESSAGING
-from gateway.providers import WEBHOOK_PATHS, TelegramClient, channel_statuses
+from gateway.providers import WEBHOOK_PATHS, TelegramClient, channel_status
 from gateway.settings import Settings
 from gateway.web import RUNTIME
 from gateway.web.staff_auth import client_address
@@ -119,7 +119,7 @@ def webhook(endpoint: Endpoint) -> Handler:
 
 
 def _configured(settings: Settings, channel: str) -> bool:
-    return any(s.on for s in channel_statuses(settings) if s.channel == channel)
+    return channel_status(settings, channel).on
 
 
 def _refuse(channel: str, status: int, reason: str) -> web.Response:
