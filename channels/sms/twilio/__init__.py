@@ -3,7 +3,9 @@
 Verification: `X-Twilio-Signature` is the Base64 HMAC-SHA1, keyed with the auth token, of the
 public URL Twilio called followed by every POST parameter name and value, sorted by name.
 The same endpoint receives status callbacks (`MessageStatus`), which become delivery reports.
-A `STOP` (Twilio's `OptOutType`) marks the person as unsubscribed; `START` undoes it.
+A `STOP` (Twilio's `OptOutType`) marks the person as unsubscribed; `START` undoes it, and
+an opt-in that is also an answer ("YES", one of Twilio's opt-in keywords) goes on to the
+conversation as a message.
 Media (MMS) arrive as `MediaUrl{N}` with `MediaContentType{N}`.
 """
 
@@ -33,6 +35,8 @@ SIGNATURE_HEADER = "X-Twilio-Signature"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 UNSUBSCRIBED = 21610  # "Attempt to send to unsubscribed recipient"
 THROTTLED = {20429, 14107, 30001}
+# Opt-in keywords that say nothing else; any other (Twilio's "YES") is also an answer.
+OPT_IN_ONLY = {"START", "UNSTOP"}
 STATUS = {"accepted": "sent", "queued": "sent", "sending": "sent", "sent": "sent",
           "delivered": "delivered", "read": "read", "undelivered": "failed", "failed": "failed"}
 
@@ -74,7 +78,8 @@ def parse(params: dict[str, str]) -> Parsed:
     opt_out = params.get("OptOutType", "").upper()
     if opt_out in ("STOP", "START"):
         parsed.blocks.append(BlockChange(sender, opt_out == "STOP"))
-        return parsed
+        if opt_out == "STOP" or params.get("Body", "").strip().upper() in OPT_IN_ONLY:
+            return parsed
     media = _media(params)
     parsed.add(InboundMessage(channel=CHANNEL, sender=sender, provider_message_id=sid,
                               text=params.get("Body", ""), hints=phone_hints(sender)), media)

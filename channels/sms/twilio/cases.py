@@ -16,6 +16,9 @@ CASES = [
     Case("status_undelivered_unsubscribed",
          reports=(("SM5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b", "failed"),)),
     Case("opt_out_stop", blocked=True),
+    # Twilio's opt-in keywords are START, UNSTOP and YES: a "YES" also answers the question.
+    Case("opt_in_yes", ("YES",), SENDER, blocked=False),
+    Case("opt_in_start", blocked=False),
     Case("message_whatsapp_address"),
 ]
 UNKNOWN_TYPE = "message_whatsapp_address"
