@@ -22,7 +22,8 @@ ACCEPTED = {100, 101, 102}
 BLOCKED = {406, 409}  # UserInBlacklist, DoNotDisturbRejection
 TRANSIENT = {405, 500, 501, 502}  # InsufficientBalance, InternalServerError, Gateway errors
 STATUS = {"Success": "delivered", "Sent": "sent", "Submitted": "sent", "Buffered": "sent",
-          "Queued": "sent", "Rejected": "failed", "Failed": "failed"}
+          "Queued": "sent", "Rejected": "failed", "Failed": "failed",
+          "AbsentSubscriber": "failed", "Expired": "failed"}
 BLOCKED_REASONS = {"UserInBlackList", "UserInBlacklist", "DoNotDisturbRejection"}
 
 
