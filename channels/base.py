@@ -8,6 +8,7 @@ provider's send call. It never touches the network, the database or the conversa
 from __future__ import annotations
 
 import hmac
+import unicodedata
 from dataclasses import dataclass, field
 
 from intake.messages import InboundMessage
@@ -93,8 +94,21 @@ def shorten(text: str, limit: int, ellipsis: str = "…") -> str:
     cut = text[: room + 1].rsplit(" ", 1)[0] if " " in text[: room + 1] else ""
     cut = cut.rstrip(" ,;:-")
     if not cut:  # one long word (or CJK without spaces): cut between characters
-        cut = text[:room]
+        cut = text[:character_boundary(text, room)]
     return cut + ellipsis
+
+
+def character_boundary(text: str, cut: int) -> int:
+    """`cut`, or the nearest position before it that does not part a letter from its accents
+    or tone marks (decomposed French, Thai, Vietnamese), or the halves of an emoji sequence."""
+    start = cut
+    while 0 < cut < len(text) and (unicodedata.category(text[cut]) in ("Mn", "Mc", "Me")
+                                   or text[cut] in _JOINING or text[cut - 1] in _JOINING):
+        cut -= 1
+    return cut or start  # a "character" longer than the limit: cut it rather than loop
+
+
+_JOINING = {"\u200d", "\ufe0e", "\ufe0f"}  # zero-width joiner, variation selectors
 
 
 def split_text(text: str, limit: int) -> list[str]:
@@ -109,7 +123,7 @@ def split_text(text: str, limit: int) -> list[str]:
             if cut > limit // 3:
                 break
         if cut <= 0:
-            cut = limit
+            cut = character_boundary(rest, limit)
         parts.append(rest[:cut].rstrip())
         rest = rest[cut:].lstrip()
     if rest:

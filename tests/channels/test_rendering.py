@@ -3,10 +3,12 @@ does not, always within the provider's limits and the SMS segment budget."""
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 
 from channels import sms, telegram, whatsapp
-from channels.base import split_text
+from channels.base import shorten, split_text
 from intake.messages import Choice, OutboundMessage
 
 LANGUAGES = OutboundMessage(
@@ -134,6 +136,18 @@ def test_sms_long_text_is_split_between_lines_into_messages_within_the_budget() 
     assert all(sms.segments(t).parts <= 2 for t in texts)
     assert texts[-1].endswith("1. Everything is correct")
     assert "\n".join(texts).count("Applicant name: Jane Mwamba") == 40
+
+
+@pytest.mark.parametrize("word", ["e\u0301t", "น้ำ", "👩\u200d🌾"],
+                         ids=["decomposed-french", "thai", "emoji-sequence"])
+def test_text_without_spaces_is_never_cut_inside_a_character(word: str) -> None:
+    text = word * 40
+    for parts in (split_text(text, 25), [shorten(text, 25)]):
+        assert all(unicodedata.category(part[0]) not in ("Mn", "Mc", "Me")
+                   and part[0] != "\u200d" and not part.rstrip("…").endswith("\u200d")
+                   for part in parts)
+        assert all(len(part) <= 25 for part in parts)
+    assert "".join(split_text(text, 25)) == text  # nothing lost
 
 
 def test_split_text_never_cuts_a_word() -> None:
