@@ -138,9 +138,13 @@ class IntakeService:
         return inbound_id
 
     def process(self, inbound_id: int) -> list[Delivered]:
-        """Apply a stored message to its conversation; on failure, record it and apologise."""
+        """Apply a stored message to its conversation; on failure, record it and apologise.
+        The database being unavailable is not the message's failure: DatabaseUnavailable is
+        raised, nothing is counted, and the message stays stored to be processed later."""
         try:
             return with_retry(lambda: self._process(inbound_id))
+        except DatabaseUnavailable:
+            raise
         except Exception as error:  # noqa: BLE001 - a crash must leave a visible trace
             log.exception("processing inbound message %s failed", inbound_id)
             return with_retry(partial(self._record_failure, inbound_id, error))

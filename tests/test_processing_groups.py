@@ -8,6 +8,8 @@ from __future__ import annotations
 import threading
 import uuid
 
+import pytest
+
 from pydantic import SecretStr
 from sqlalchemy import event, func, select
 
@@ -16,7 +18,7 @@ from gateway.settings import Settings
 from intake.messages import InboundMessage
 from storage import repository
 from storage.crypto import new_key
-from storage.db import reading, transaction
+from storage.db import DatabaseUnavailable, reading, transaction
 from storage.models import Conversation, OutboxMessage
 from storage.models import InboundMessage as InboundRow
 from tests.filings import CHINESE_FILING, ENGLISH_FILING
@@ -128,6 +130,27 @@ def test_a_message_that_fails_in_a_group_fails_alone(runtime: Runtime, monkeypat
         assert "engine exploded" in rows[1].error and rows[1].attempts == 1
     assert "Your message is saved" in replies(runtime, "+243810000101")[-1]
     assert replies(runtime, "+243810000100")[-1] == replies(runtime, "+243810000102")[-1]
+
+
+@pytest.mark.parametrize("group", [1, 3], ids=["alone", "in-a-group"])
+def test_a_database_outage_leaves_messages_unprocessed_without_an_apology(
+        runtime: Runtime, monkeypatch, group: int) -> None:
+    ids = [store(runtime, f"+24381000030{n}", "Hello") for n in range(group)]
+
+    def unavailable(*args: object) -> None:
+        raise DatabaseUnavailable("connection refused")
+    monkeypatch.setattr(runtime.intake, "_process_in", unavailable)
+    outcomes = runtime.intake.process_many(ids)
+    assert all(isinstance(outcome, DatabaseUnavailable) for outcome in outcomes)
+    with transaction(runtime.sessions) as session:
+        rows = [session.get_one(InboundRow, inbound_id) for inbound_id in ids]
+        # Not a failure of the message: no attempt spent, no error, tried again later.
+        assert [(row.processed_at, row.attempts, row.error) for row in rows] == \
+            [(None, 0, None)] * group
+    assert all(replies(runtime, f"+24381000030{n}") == [] for n in range(group))
+    monkeypatch.undo()
+    assert all(isinstance(outcome, list) and outcome
+               for outcome in runtime.intake.process_many(ids))
 
 
 def test_a_waiting_delivery_splits_a_group_into_transactions(runtime: Runtime,
