@@ -124,9 +124,13 @@ def _parser() -> argparse.ArgumentParser:
     key_status.add_argument("--json", action="store_true")
     key_status.set_defaults(run=_keys_status)
     keys_commands.add_parser("rotate", help="seal everything again under a new key (or finish "
-                             "a rotation that was interrupted)").set_defaults(run=_keys_rotate)
+                             "a rotation that was interrupted); with a key file, it first waits "
+                             "until every instance has read the new key"
+                             ).set_defaults(run=_keys_rotate)
     keys_commands.add_parser("prune", help="remove from the key file the keys nothing is "
-                             "sealed under any more").set_defaults(run=_keys_prune)
+                             "sealed under any more (refused until every instance has read "
+                             "the file's last change)"
+                             ).set_defaults(run=_keys_prune)
     keys_commands.add_parser("generate", help="print a new random key (for "
                              "GATEWAY_ENCRYPTION_KEY)").set_defaults(run=_keys_generate)
 

@@ -122,7 +122,8 @@ class EvidenceStore:
 
     def reseal_all(self) -> int:
         """Seal again under the current key every file sealed under another key, and seal the
-        files kept in clear from before encryption; how many were rewritten."""
+        files kept in clear from before encryption; how many were rewritten. Each keeps its
+        times: retention goes by when a file was last stored, not sealed again."""
         current = self.keyring.current_id
         done = 0
         for path in self.files():
@@ -135,7 +136,8 @@ class EvidenceStore:
             if hashlib.sha256(data).hexdigest() != path.name:
                 log.warning("evidence file %s does not match its name; left as it is", path)
                 continue
-            self._write(path, self.keyring.seal_file(data, _context(path.name)))
+            self._write(path, self.keyring.seal_file(data, _context(path.name)),
+                        keep_times=True)
             done += 1
         return done
 
@@ -144,12 +146,17 @@ class EvidenceStore:
             raise AttachmentRefused(f"{size} bytes; the limit is {self.max_bytes} bytes")
 
     @staticmethod
-    def _write(target: Path, sealed: bytes) -> None:
+    def _write(target: Path, sealed: bytes, keep_times: bool = False) -> None:
+        """Replace `target` atomically; with `keep_times`, the new file has the old one's access
+        and modification times (set before it replaces it, so a `_touch` after stays)."""
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as handle:
             handle.write(sealed)
             handle.flush()
             os.fsync(handle.fileno())
+        if keep_times:
+            old = target.stat()
+            os.utime(handle.name, ns=(old.st_atime_ns, old.st_mtime_ns))
         os.replace(handle.name, target)
 
 

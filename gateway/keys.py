@@ -6,18 +6,29 @@ With neither, a key file is made once in the data folder (mode 0600) and the log
 copy of the data folder then carries the key that opens it (docs/security.md: keep it elsewhere).
 
 Rotation seals every value and every evidence file again under a new current key, a batch of
-rows per transaction, so it can be stopped and run again: each run takes up what is still under
-an older key. With a key file, `rotate` writes the new key into the file itself (instances that
-use the file see it within seconds); with the setting, put a new key first in every instance's
+rows per transaction (each locked, so a turn committed meanwhile is never written back over),
+so it can be stopped and run again: each run takes up what is still under an older key. With a
+key file, `rotate` writes the new key into the file itself, first after the others, then first,
+and after each change waits until every instance must have read the file again (they do every
+REFRESH_SECONDS): until then an instance still seals only under, and looks up only by, the keys
+it read before, so it would miss the rows already sealed again, and could seal under a key
+that `prune` then removes. With the setting, put a new key first in every instance's
 setting, restart them, then run `rotate`. When `status` shows nothing left under an old key,
-that key is no longer needed (`prune` removes it from the key file).
+that key is no longer needed (`prune` removes it from the key file, not sooner than that wait
+after the file last changed). `rotate` and `prune` hold `<key file>.lock`, so two of them never
+run at once (the second would drop the key the first one added).
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import math
 import os
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +37,8 @@ from sqlalchemy import and_, func, not_, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.settings import Settings
-from storage.crypto import KeyConfigError, Keyring, key_id_of, new_key, parse_key
-from storage.db import transaction
+from storage.crypto import REFRESH_SECONDS, KeyConfigError, Keyring, key_id_of, new_key, parse_key
+from storage.db import transaction, with_retry
 from storage.models import Base, Conversation, FieldTranslation, NoticeTranslation
 from storage.sealing import sealed_attributes
 from storage.translations import text_index
@@ -36,6 +47,9 @@ log = logging.getLogger(__name__)
 KEY_FILE = "encryption.key"
 BATCH = 200
 TOKEN_HEAD = len("gw1:") + 8 + 1  # "gw1:<key id>:"
+# How long after the key file changed every instance has surely read it again: they do every
+# REFRESH_SECONDS, and the margin covers a slow read and clocks that differ a little.
+RELOAD_SECONDS = REFRESH_SECONDS + 5.0
 
 
 def key_file_of(settings: Settings) -> Path | None:
@@ -187,52 +201,107 @@ class RotationRefused(Exception):
     """Rotation cannot start as asked; the message says what to do."""
 
 
-def rotate(runtime: Any) -> Rotation:
-    """Seal everything under a new current key, or finish a rotation that was interrupted."""
-    keyring: Keyring = runtime.keyring
-    done = Rotation()
-    if not status(runtime).unfinished:
-        done.new_key = _add_key(runtime)
-    current = keyring.current_id
-    for model in sealed_models():
-        done.values[model.__tablename__] = _reseal(runtime, model, current)
-    done.files = runtime.evidence.reseal_all()
+def rotate(runtime: Any, wait: float = RELOAD_SECONDS) -> Rotation:
+    """Seal everything under a new current key, or finish a rotation that was interrupted.
+    `wait`: how long a change of the key file takes to reach every instance (0 only where no
+    other process uses the keys)."""
+    path = key_file_of(runtime.settings)
+    with _exclusive(path):
+        done = Rotation()
+        if not status(runtime).unfinished:
+            done.new_key = _add_key(runtime, wait)
+        if path is not None:
+            _wait_for_instances(path, wait, "seals under the new key and finds by it")
+        current = runtime.keyring.current_id
+        for model in sealed_models():
+            done.values[model.__tablename__] = _reseal(runtime, model, current)
+        done.files = runtime.evidence.reseal_all()
     return done
 
 
-def _add_key(runtime: Any) -> str:
-    """A new current key at the head of the key file; its id."""
+def _add_key(runtime: Any, wait: float) -> str:
+    """A new current key in the key file; its id. It goes in after the others first, so that
+    every instance opens and finds by it before any seals under it."""
     path = key_file_of(runtime.settings)
     if path is None:
         raise RotationRefused(
             "the keys come from GATEWAY_ENCRYPTION_KEY: put a new key first in it on every "
             "instance (`gateway keys generate` makes one), keep the old one after it, restart "
             "the instances, then run `gateway keys rotate` again")
-    keys = [line.strip() for line in path.read_text(encoding="ascii").splitlines()
-            if line.strip() and not line.strip().startswith("#")]
-    write_key_file(path, [new_key(), *keys])
+    keys = _key_lines(path)
+    added = new_key()
+    write_key_file(path, [*keys, added])
+    _wait_for_instances(path, wait, "opens and finds by the new key")
+    write_key_file(path, [added, *keys])
     runtime.keyring.refresh(force=True)
     key_id: str = runtime.keyring.current_id
     log.info("new current encryption key %s in %s", key_id, path)
     return key_id
 
 
+def _key_lines(path: Path) -> list[str]:
+    """The keys of a key file as written, the current one first."""
+    return [line.strip() for line in path.read_text(encoding="ascii").splitlines()
+            if line.strip() and not line.strip().startswith("#")]
+
+
+def _wait_for_instances(path: Path, wait: float, until: str) -> None:
+    """Sleep until `wait` seconds have passed since the key file last changed."""
+    left = path.stat().st_mtime + wait - time.time()
+    if left <= 0:
+        return
+    log.info("waiting %d s until every instance %s: instances read %s again every %d s, and "
+             "until they have, one still uses only the keys it read before",
+             math.ceil(left), until, path, REFRESH_SECONDS)
+    time.sleep(left)
+
+
+@contextmanager
+def _exclusive(path: Path | None) -> Iterator[None]:
+    """Hold `<key file>.lock` (nothing with GATEWAY_ENCRYPTION_KEY); RotationRefused at once
+    when another rotate or prune holds it."""
+    if path is None:
+        yield
+        return
+    lock = path.with_name(path.name + ".lock")
+    descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RotationRefused(
+                f"another `gateway keys rotate` or `gateway keys prune` is running (it holds "
+                f"{lock}); run this again when it has finished") from None
+        yield
+    finally:
+        os.close(descriptor)
+
+
 def _reseal(runtime: Any, model: type[Any], current: str) -> int:
-    """Seal again, a batch per transaction, the rows with a value under another key."""
+    """Seal again, a batch of locked rows per transaction, the rows with a value under another
+    key: a row an instance changes meanwhile is read as it committed it, never written back
+    over."""
     columns = _sealed_columns(model)
     prefix = f"gw1:{current}:"
     stale = or_(*(and_(column.is_not(None), not_(column.startswith(prefix)))
                   for column in columns))
-    total = 0
-    while True:
+    batch = select(model).where(stale).order_by(model.id).limit(BATCH).with_for_update()
+
+    def reseal_batch() -> list[int]:
         with transaction(runtime.sessions) as session:
-            rows = list(session.scalars(select(model).where(stale).order_by(model.id)
-                                        .limit(BATCH)))
+            rows = list(session.scalars(batch))
             for row in rows:
                 _reseal_row(session, runtime.keyring, row)
-        total += len(rows)
-        if len(rows) < BATCH:
-            return total
+        return [row.id for row in rows]
+
+    total, last = 0, None
+    while resealed := with_retry(reseal_batch):
+        if resealed == last:  # sealed again, yet still not under `current`: never loop on it
+            raise RotationRefused(f"{model.__tablename__} rows {resealed[:5]} stay sealed "
+                                  f"under another key than {current}; was the key file "
+                                  "changed by hand during the rotation?")
+        total, last = total + len(resealed), resealed
+    return total
 
 
 def _reseal_row(session: Session, keyring: Keyring, row: Any) -> None:
@@ -242,23 +311,30 @@ def _reseal_row(session: Session, keyring: Keyring, row: Any) -> None:
         row.source_sha256 = text_index(keyring, row.source_text)
 
 
-def prune(runtime: Any) -> list[str]:
-    """Remove from the key file the keys nothing is sealed under any more; their ids."""
+def prune(runtime: Any, wait: float = RELOAD_SECONDS) -> list[str]:
+    """Remove from the key file the keys nothing is sealed under any more; their ids. Refused
+    within `wait` seconds of a change of the key file: an instance may still seal under a key
+    that looks unused."""
     path = key_file_of(runtime.settings)
     if path is None:
         raise RotationRefused("the keys come from GATEWAY_ENCRYPTION_KEY: remove the old keys "
                               "from that setting yourself (`gateway keys status` lists them)")
-    runtime.keyring.refresh(force=True)
-    found = status(runtime)
-    masters = [line.strip() for line in path.read_text(encoding="ascii").splitlines()
-               if line.strip() and not line.strip().startswith("#")]
-    keep, removed = [], []
-    for text, key_id in zip(masters, runtime.keyring.key_ids, strict=True):
-        if key_id == found.current or key_id in found.in_use:
-            keep.append(text)
-        else:
-            removed.append(key_id)
-    if removed:
-        write_key_file(path, keep)
+    with _exclusive(path):
+        age = time.time() - path.stat().st_mtime
+        if age < wait:
+            raise RotationRefused(
+                f"{path} changed {math.floor(age)} s ago, and instances read it again only "
+                f"every {REFRESH_SECONDS:.0f} s: one may still seal under a key this would "
+                f"remove; run `gateway keys prune` again in {math.ceil(wait - age)} s")
         runtime.keyring.refresh(force=True)
+        found = status(runtime)
+        keep, removed = [], []
+        for text, key_id in zip(_key_lines(path), runtime.keyring.key_ids, strict=True):
+            if key_id == found.current or key_id in found.in_use:
+                keep.append(text)
+            else:
+                removed.append(key_id)
+        if removed:
+            write_key_file(path, keep)
+            runtime.keyring.refresh(force=True)
     return removed

@@ -15,13 +15,17 @@ holding the sender, while nobody without the key can test a guess (a phone numbe
 
 Each configured key is 32 random bytes; the encryption key, the index key and the key id are
 derived from it with HKDF, so one secret serves all three. The first key of a keyring is the
-current one: it seals new values; the others only open what they sealed (rotation).
+current one: it seals new values; the others only open what they sealed (rotation). A keyring
+read from a key file reads it again before it seals, indexes or looks up once REFRESH_SECONDS
+have passed since it last did, so another process's rotation reaches it within that time;
+`pinned` holds one set of keys for the values and indexes of one row, which must agree.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import hashlib
 import hmac
 import os
@@ -41,7 +45,8 @@ KEY_BYTES = 32
 NONCE_BYTES = 12
 KEY_ID_BYTES = 4
 FILE_HEADER_BYTES = len(FILE_MAGIC) + KEY_ID_BYTES + NONCE_BYTES
-# How often a keyring with a source (a key file) looks whether the file changed.
+# How often a keyring with a source (a key file) looks whether the file changed: a key written
+# into the file is in use everywhere this long after (gateway.keys waits for it).
 REFRESH_SECONDS = 10.0
 
 
@@ -213,8 +218,20 @@ class Keyring:
         return _index(self._keys[0], purpose, value)
 
     def indexes(self, purpose: str, value: str) -> list[str]:
-        """The value's blind index under every configured key (lookups during a rotation)."""
+        """The value's blind index under every configured key, the current one first (lookups
+        during a rotation)."""
+        self.refresh()
         return [_index(key, purpose, value) for key in self._keys]
+
+    def pinned(self) -> Keyring:
+        """These keys as they are now, never re-read: what one row is sealed and indexed with,
+        so that its values and its blind indexes are all under the same current key (a row
+        indexed under a key it is not sealed under looks done to a rotation, which then lets
+        that key be pruned while the row still depends on it)."""
+        self.refresh()
+        pinned = copy.copy(self)
+        pinned._source = None
+        return pinned
 
 
 def _index(key: DataKey, purpose: str, value: str) -> str:

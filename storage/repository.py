@@ -45,8 +45,10 @@ def sender_indexes(session: Session, channel: str, sender: str) -> list[str]:
 
 def store_inbound(session: Session, message: InboundMessage, now: datetime) -> int | None:
     """Store a received message, sealed; None when this provider id was stored before (a
-    retry). The row's id is taken first, so its values are sealed for it."""
-    keyring = keyring_of(session)
+    retry). The row's id is taken first, so its values are sealed for it; its values and its
+    indexes come from one set of keys (a rotation written into the key file meanwhile would
+    otherwise leave it indexed under a key it is not sealed under)."""
+    keyring = keyring_of(session).pinned()
     provider_id = f"{message.channel}\x00{message.provider_message_id}"
     known = keyring.indexes("provider_message", provider_id)
     if len(known) > 1 and session.scalar(select(InboundRow.id).where(

@@ -7,32 +7,37 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic import command
 from pydantic import SecretStr
-from sqlalchemy import create_engine, inspect, text, update
+from sqlalchemy import create_engine, func, inspect, select, text, update
 
 from gateway import keys
+from gateway.cli import main
 from gateway.decisions import decide
 from gateway.keys import KEY_FILE
 from gateway.queue import application_detail
 from gateway.review import application_view
 from gateway.runtime import Runtime, open_runtime
-from gateway.service import now_utc
+from gateway.service import Delivered, now_utc
 from gateway.settings import Settings
 from gateway.staff import Staff, add_user
 from gateway.translation.worker import TranslationWorker
 from intake import workflow
 from intake.messages import InboundMessage
 from intake.translation import Translation
-from storage import repository
+from storage import crypto, repository
 from storage.crypto import KeyConfigError, SealBroken, new_key
 from storage.db import alembic_config, open_engine, transaction
 from storage.models import Application, Conversation
+from storage.models import InboundMessage as InboundRow
 from tests.filings import ENGLISH_FILING
 
 PHONE = "243970000001"
@@ -175,14 +180,14 @@ def test_rotation_keeps_everything_readable_and_the_old_key_is_no_longer_needed(
     first = runtime.keyring.current_id
     assert (settings.data_dir / KEY_FILE).stat().st_mode & 0o777 == 0o600
 
-    done = keys.rotate(runtime)
+    done = keys.rotate(runtime, wait=0)  # no other instance uses the key file
     assert done.new_key and done.new_key != first and done.files == 1
     assert done.values["conversations"] >= 1 and done.values["inbound_messages"] > 30
     state = keys.status(runtime)
     assert not state.unfinished and state.in_use == {done.new_key}
-    assert keys.rotate(runtime).new_key != done.new_key  # a finished rotation starts anew
+    assert keys.rotate(runtime, wait=0).new_key != done.new_key  # a finished one starts anew
     latest = runtime.keyring.current_id
-    assert keys.prune(runtime) and runtime.keyring.key_ids == [latest]
+    assert keys.prune(runtime, wait=0) and runtime.keyring.key_ids == [latest]
     runtime.close()
 
     only_new = open_runtime(settings)  # the key file now holds the newest key alone
@@ -224,6 +229,158 @@ def test_an_interrupted_rotation_is_finished_without_a_new_key(opened: Runtime,
             assert repository.current_conversation(session, "whatsapp", PHONE) is not None
     finally:
         alone.close()
+
+
+def say(runtime: Runtime, text: str, sender: str = PHONE,
+        provider_id: str | None = None) -> list[Delivered]:
+    """A WhatsApp message to this instance; the replies."""
+    replies = runtime.intake.handle(InboundMessage(
+        "whatsapp", sender, provider_id or f"wamid.{uuid.uuid4().hex}", text))
+    assert replies is not None
+    return replies
+
+
+def answers(runtime: Runtime, sender: str = PHONE) -> list[list[str]]:
+    """The answers of each conversation of one sender, oldest first."""
+    with transaction(runtime.sessions) as session:
+        return [sorted(conversation.state.get("answers", {})) for conversation in
+                session.scalars(select(Conversation).where(repository.by_sender(
+                    session, Conversation, "whatsapp", sender)).order_by(Conversation.id))]
+
+
+def test_instances_on_the_rotated_key_file_keep_finding_people_and_no_used_key_is_pruned(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(crypto, "REFRESH_SECONDS", 0.5)  # how often instances read the file
+    settings = Settings(data_dir=tmp_path)
+    serving, command = open_runtime(settings), open_runtime(settings)  # `serve`, `keys …`
+    say(serving, "hello")
+    say(serving, "English")
+    old = command.keyring.current_id
+
+    done = keys.rotate(command, wait=0.7)
+    assert done.values["conversations"] == 1
+    replies = say(serving, "1")  # Jane's next answer, right after the rotation
+    assert replies[-1].message.text == "Who is the applicant?"
+    assert answers(serving) == [["applicant.on_behalf", "language"]]  # one conversation
+    say(serving, "hello", sender="243970000002")  # someone new writes meanwhile
+    assert keys.prune(command, wait=0.7) == [old]
+    serving.close()
+    command.close()
+
+    restarted = open_runtime(settings)  # the key file holds the new key alone
+    try:
+        assert answers(restarted) == [["applicant.on_behalf", "language"]]
+        assert answers(restarted, "243970000002") == [[]]
+    finally:
+        restarted.close()
+
+
+def test_a_providers_retry_after_a_rotation_and_prune_is_recognised(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(crypto, "REFRESH_SECONDS", 0.0)  # instances read the file at every use
+    settings = Settings(data_dir=tmp_path)
+    serving, command = open_runtime(settings), open_runtime(settings)
+    say(serving, "hello")
+    keys.rotate(command, wait=0)
+    say(serving, "English", provider_id="wamid.second")  # the first message after the rotation
+    assert keys.prune(command, wait=0)
+    serving.close()
+    command.close()
+
+    restarted = open_runtime(settings)
+    try:
+        assert restarted.intake.receive(InboundMessage(
+            "whatsapp", PHONE, "wamid.second", "English")) is None  # the provider's retry
+        with transaction(restarted.sessions) as session:
+            assert session.scalar(select(func.count()).select_from(InboundRow)) == 2
+    finally:
+        restarted.close()
+
+
+def read_key_ids(settings: Settings) -> list[str]:
+    """The ids of the keys in the data folder's key file, the current one first."""
+    return [crypto.DataKey.from_master(master).key_id
+            for master in keys.read_key_file(settings.data_dir / KEY_FILE)]
+
+
+def test_prune_is_refused_until_every_instance_has_read_the_new_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    settings = Settings(data_dir=tmp_path)
+    runtime = open_runtime(settings)
+    say(runtime, "hello")
+    keys.rotate(runtime, wait=0)
+    both = runtime.keyring.key_ids
+    runtime.close()
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(tmp_path))
+
+    assert main(["keys", "prune"]) == 1
+    assert "instances read it again only every 10 s" in capsys.readouterr().err
+    assert read_key_ids(settings) == both
+
+
+def test_a_second_rotation_at_the_same_time_is_refused_and_loses_no_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings(data_dir=tmp_path)
+    first, second = open_runtime(settings), open_runtime(settings)
+    say(first, "hello")
+    interleaved: list[bool] = []
+
+    def new_key_while_another_rotates() -> str:
+        if not interleaved:  # the first run has read the key file and is about to write it
+            interleaved.append(True)
+            with pytest.raises(keys.RotationRefused, match="another `gateway keys rotate` or "
+                               "`gateway keys prune` is running"):
+                keys.rotate(second, wait=0)
+        return new_key()
+
+    monkeypatch.setattr(keys, "new_key", new_key_while_another_rotates)
+    done = keys.rotate(first, wait=0)
+    assert interleaved
+    first.close()
+    second.close()
+
+    restarted = open_runtime(settings)
+    try:
+        assert restarted.keyring.current_id == done.new_key
+        assert answers(restarted) == [[]]
+    finally:
+        restarted.close()
+
+
+@pytest.mark.parametrize("settings", ["postgresql"], indirect=True)
+def test_a_turn_committed_during_a_rotation_is_kept(runtime: Runtime,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    say(runtime, "hello")
+    say(runtime, "English")
+    replies: list[Delivered] = []
+    turn = threading.Thread(target=lambda: replies.extend(say(runtime, "1")))
+    reseal_row = keys._reseal_row
+
+    def reseal_row_while_jane_answers(session: Any, keyring: Any, row: Any) -> None:
+        if isinstance(row, Conversation) and turn.ident is None:
+            turn.start()  # the instance processes Jane's next answer meanwhile
+            lock_waited_or_done(runtime, turn)
+        reseal_row(session, keyring, row)
+
+    monkeypatch.setattr(keys, "_reseal_row", reseal_row_while_jane_answers)
+    keys.rotate(runtime, wait=0)
+    turn.join()
+    assert replies[-1].message.text == "Who is the applicant?"
+    assert answers(runtime) == [["applicant.on_behalf", "language"]]
+    assert not keys.status(runtime).unfinished
+
+
+def lock_waited_or_done(runtime: Runtime, thread: threading.Thread) -> None:
+    """Until the thread is done or waits for a row lock (at most 10 s)."""
+    deadline = time.monotonic() + 10
+    while thread.is_alive() and time.monotonic() < deadline:
+        with runtime.database.connect() as connection:
+            if connection.scalar(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()")):
+                return
+        time.sleep(0.02)
 
 
 def test_a_lost_key_file_is_not_silently_replaced(settings: Settings) -> None:

@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from gateway import keys
 from gateway.cli import main
 from gateway.runtime import Runtime
 from gateway.service import now_utc
@@ -87,6 +88,24 @@ def test_dry_run_reports_then_the_purge_deletes_the_draft_and_its_own_files(
         assert repository.current_conversation(session, "terminal", "ben") is not None
         assert repository.current_conversation(session, "terminal", "ana") is None
     assert purge(runtime, monkeypatch, capsys)["drafts"] == []
+
+
+def test_a_purge_soon_after_a_key_rotation_deletes_the_files_the_dry_run_listed(
+        runtime: Runtime, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    own = runtime.evidence.accept(b"photo only the abandoned draft sent", "river.txt")
+    abandoned = draft(runtime, "ana", [own])
+    with transaction(runtime.sessions) as session:
+        session.execute(update(Conversation).where(Conversation.id == abandoned).values(
+            status="expired", expired_at=now_utc() - timedelta(days=11)))
+    two_hours_ago = time.time() - 7200
+    os.utime(runtime.evidence.path_of(own.sha256), (two_hours_ago, two_hours_ago))
+
+    listed = purge(runtime, monkeypatch, capsys, "--dry-run")["files"]
+    assert keys.rotate(runtime, wait=0).files == 1  # the file is sealed again, a new key
+    done = purge(runtime, monkeypatch, capsys)
+    assert done["files"] == listed == [own.sha256] and done["files_deleted"] == 1
+    assert not runtime.evidence.path_of(own.sha256).exists()
 
 
 def test_without_a_retention_setting_nothing_is_purged(settings: Settings,
