@@ -8,7 +8,17 @@ from datetime import datetime
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -112,9 +122,28 @@ def _inbound_rows() -> Select[InboundRow]:
 
 
 def current_conversation(session: Session, channel: str, sender: str) -> Conversation | None:
-    """The newest conversation of this sender on this channel, locked for this transaction."""
+    """The newest conversation of this sender on this channel, locked for this transaction
+    (and, when there is none yet, the opening of one: see `_lock_senders`)."""
+    indexes = sender_indexes(session, channel, sender)
+    _lock_senders(session, indexes)
     return session.scalars(_current_conversation(), {
-        "channel": channel, "indexes": sender_indexes(session, channel, sender)}).first()
+        "channel": channel, "indexes": indexes}).first()
+
+
+def _lock_senders(session: Session, indexes: Collection[str]) -> None:
+    """On PostgreSQL, a lock for this transaction on each of these senders (by blind index):
+    a person's first two messages processed at the same moment by two instances would
+    otherwise both find no conversation and open one each. (SQLite's write lock already lets
+    one transaction at a time through.) Taken in one order everywhere, so two groups never
+    wait for each other in a circle."""
+    if session.get_bind().dialect.name != "postgresql" or not indexes:
+        return
+    keys = sorted({int(index[:15], 16) for index in indexes})  # 60 bits of the HMAC
+    session.execute(_ADVISORY_LOCKS, {"keys": keys})
+
+
+_ADVISORY_LOCKS = text(
+    "SELECT pg_advisory_xact_lock(key) FROM unnest(CAST(:keys AS bigint[])) AS key")
 
 
 @cache
@@ -139,6 +168,7 @@ def current_conversations(session: Session, senders: Collection[tuple[str, str]]
             by_index[(channel, index)] = (channel, sender)
     if not by_index:
         return {}
+    _lock_senders(session, [index for _, index in by_index])
     found: dict[tuple[str, str], Conversation] = {}
     # Newest first: a sender whose rows are under two keys (a rotation under way) gets the
     # newest of the newest under each.

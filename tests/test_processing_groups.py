@@ -110,6 +110,38 @@ def test_a_group_during_a_key_rotation_continues_everyones_conversation(
         runtime.close()
 
 
+def test_a_new_persons_first_messages_on_two_instances_open_one_conversation(
+        settings: Settings, monkeypatch) -> None:
+    # Each instance received one of the two and processes it at the same moment; both look
+    # for the person's conversation before either has opened it.
+    first, second = open_runtime(settings), open_runtime(settings)
+    try:
+        person = "+243810000777"
+        ids = [store(first, person, "Hello"), store(second, person, "I want to complain")]
+        both_looked = threading.Barrier(2, timeout=2)
+        look_up = repository.current_conversation
+
+        def looked_up_together(session, channel, sender):  # type: ignore[no-untyped-def]
+            found = look_up(session, channel, sender)
+            try:
+                both_looked.wait()
+            except threading.BrokenBarrierError:
+                pass  # the other instance waits for this one's transaction (PostgreSQL's lock)
+            return found
+        monkeypatch.setattr(repository, "current_conversation", looked_up_together)
+        threads = [threading.Thread(target=runtime.intake.process, args=(inbound_id,))
+                   for runtime, inbound_id in ((first, ids[0]), (second, ids[1]))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert conversations_of(first, person) == 1
+        assert replies(first, person).count(replies(first, person)[0]) == 1  # one welcome
+    finally:
+        first.close()
+        second.close()
+
+
 def test_a_message_that_fails_in_a_group_fails_alone(runtime: Runtime, monkeypatch) -> None:
     ids = [store(runtime, f"+24381000010{n}", "Hello") for n in range(3)]
     runtime.intake.process_many(ids)
