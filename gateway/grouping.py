@@ -6,17 +6,20 @@ thread hop and a commit) into one per group; alone, an item is committed at once
 The group's function runs in a thread pool of `concurrency` threads and returns one outcome per
 item, in order: a result, or the exception that item's caller gets. `max_group` bounds a group
 (and so how long one transaction holds the database's write lock); the rest waits for the next.
+Every item submitted gets an answer: its outcome, or an error, never silence.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+log = logging.getLogger(__name__)
 
 
 class GroupCommitter(Generic[T, R]):
@@ -33,9 +36,12 @@ class GroupCommitter(Generic[T, R]):
         self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix=thread_name)
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._runners: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     async def submit(self, item: T) -> R:
         """Commit `item` with the group it joins; its outcome (or its exception)."""
+        if self._closed:
+            raise RuntimeError("group commit is closed")
         waiter: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, waiter))
         if len(self._runners) < self._concurrency:
@@ -63,17 +69,40 @@ class GroupCommitter(Generic[T, R]):
                     raise RuntimeError(f"{len(outcomes)} outcomes for a group of {len(group)}")
             except Exception as error:  # noqa: BLE001 - every item of the group fails
                 outcomes = [error] * len(group)
+            except BaseException as error:
+                # This runner is cancelled or the process is stopping: no caller, of this
+                # group or waiting for the next, is left waiting for an answer never coming.
+                stranded, self._waiting = group + self._waiting, []
+                for _, waiter in stranded:
+                    _answer(waiter, error)
+                raise
             for (_, waiter), outcome in zip(group, outcomes, strict=True):
-                if waiter.done():  # its caller was cancelled
-                    continue
-                if isinstance(outcome, BaseException):
-                    waiter.set_exception(outcome)
-                else:
-                    waiter.set_result(outcome)
+                _answer(waiter, outcome)
+
+    async def drain(self) -> None:
+        """Wait until every item submitted has been committed, those whose callers stopped
+        waiting (were cancelled) included; before `close`, for a graceful stop."""
+        while self._runners:
+            await asyncio.wait(set(self._runners))
 
     def close(self) -> None:
-        """Stop taking groups; the one under way finishes."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """Take no more items; the group under way finishes, and the items still waiting
+        (unless `drain` was awaited first) fail with RuntimeError."""
+        self._closed = True
+        self._executor.shutdown(wait=True)
+
+
+def _answer(waiter: asyncio.Future[R], outcome: R | BaseException) -> None:
+    if waiter.done():  # its caller was cancelled: nobody else would hear of a failure
+        if isinstance(outcome, Exception):
+            log.error("committing an item whose caller had stopped waiting failed",
+                      exc_info=outcome)
+    elif isinstance(outcome, asyncio.CancelledError):
+        waiter.cancel()
+    elif isinstance(outcome, BaseException):
+        waiter.set_exception(outcome)
+    else:
+        waiter.set_result(outcome)
 
 
 def each_alone(commit: Callable[[list[T]], Sequence[R]], group: list[T],

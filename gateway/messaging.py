@@ -140,7 +140,7 @@ class Messaging:
     async def close(self) -> None:
         """Stop processing and close the providers' connections."""
         await self.inbound.close()
-        self.outbox.close()
+        await self.outbox.close()
         await close_clients(self.clients)
 
 

@@ -10,7 +10,9 @@ exponential backoff with jitter), or `failed` with `last_error`, where the secre
 Sending twice is guarded by the row's state: only the claim that moved a row to `sending`
 sends it, and a message split into parts records how many went out, so a retry resumes after
 them. A row is taken again only when its claim ran out (the sender died mid-send); the message
-may then arrive twice, which beats never.
+may then arrive twice, which beats never. So a sender sends only while its claim still holds
+(LEASE_MARGIN) and gives back, unsent, a row whose turn under the rate limits comes later; and
+on a graceful stop it records every outcome it knows before it ends (`close`).
 
 The web chat and the terminal deliver their own rows, so the sender never touches them.
 """
@@ -21,6 +23,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -40,6 +43,11 @@ from storage.delivery import Claim
 log = logging.getLogger(__name__)
 CLAIM_LEASE = timedelta(minutes=5)
 CLAIM_BATCH = 100
+# What must be left of a claim for a part to go out: more than a send's HTTP timeout (30 s) and
+# the recording of its outcome, so no other sender takes the row while this one is sending it.
+LEASE_MARGIN = timedelta(minutes=1)
+# How long a stopping sender waits for the sends under way to finish (and be recorded).
+SHUTDOWN_GRACE_SECONDS = 10.0
 
 
 class RateLimiter:
@@ -56,12 +64,15 @@ class RateLimiter:
         self.clock = clock
         self._next: dict[str, float] = {}
 
-    def reserve(self, limit: Limit) -> float:
-        """Seconds to wait before the next call under this limit."""
+    def reserve(self, limit: Limit, before: float = math.inf) -> float | None:
+        """Seconds to wait before the next call under this limit; None, booking nothing, if
+        that call could not start by `before` (on this limiter's clock)."""
         now = self.clock()
         interval = 1.0 / limit.rate
         earliest = self._next.get(limit.key, now)
         start = max(now, earliest - (limit.burst - 1) * interval)
+        if start > before:
+            return None
         self._next[limit.key] = max(earliest, start) + interval
         return start - now
 
@@ -80,6 +91,7 @@ class Outcome:
     ids: list[str]
     rendering: Rendering | None = None
     failure: SendFailure | None = None
+    given_back: bool = False  # the rest was not sent: the row is due again, for any sender
 
 
 class OutboxSender:
@@ -97,6 +109,8 @@ class OutboxSender:
         self.now = now
         self.jitter = jitter
         self._wake: asyncio.Event | None = None
+        self._closing = asyncio.Event()
+        self._deliveries: dict[asyncio.Task[None], Claim] = {}
         # Outcomes that come in while one group is recorded are recorded together after it.
         self._recording = GroupCommitter(self._record_group,
                                          concurrent_writers(runtime.database), "outbox-record")
@@ -136,7 +150,13 @@ class OutboxSender:
             return 0
         now = self.now()
         claims = await asyncio.to_thread(self._claim, now)
-        await asyncio.gather(*(self._deliver(claim) for claim in claims))
+        deliveries = [asyncio.create_task(self._deliver(claim)) for claim in claims]
+        for task, claim in zip(deliveries, claims, strict=True):
+            self._deliveries[task] = claim
+            task.add_done_callback(self._deliveries.pop)
+        # Shielded: stopping the sender leaves a send under way to finish and its outcome to
+        # be recorded (`close` waits for them), so a reply that went out is never sent again.
+        await asyncio.shield(asyncio.gather(*deliveries))
         return len(claims)
 
     def _claim(self, now: datetime) -> list[Claim]:
@@ -158,8 +178,19 @@ class OutboxSender:
         except Exception:  # noqa: BLE001 - the claim runs out and the row is tried again
             log.exception("recording the outcome of outbox row %s failed", claim.outbox_id)
 
-    def close(self) -> None:
-        """Stop recording (after the group under way); call when the sender has stopped."""
+    async def close(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
+        """Stop, once `run` is cancelled: rows waiting for their turn are given back unsent,
+        the sends under way have `grace` seconds to finish, and every outcome known is
+        recorded before the recording stops."""
+        self._closing.set()
+        if self._deliveries:
+            _, unfinished = await asyncio.wait(self._deliveries, timeout=grace)
+            for task in unfinished:
+                log.warning("outbox row %s was still being sent at shutdown; it is sent again "
+                            "once its claim runs out", self._deliveries[task].outbox_id)
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
+        await self._recording.drain()
         self._recording.close()
 
     async def _send(self, claim: Claim) -> Outcome:
@@ -186,15 +217,44 @@ class OutboxSender:
         """The parts not sent yet, each within the rate limits."""
         ids: list[str] = []
         for part in rendering.parts[claim.parts_sent:]:
-            for limit in client.limits(claim.recipient):
-                delay = self.limiter.reserve(limit)
-                if delay > 0:
-                    await self.sleep(delay)
+            if not await self._wait_for_turn(client, claim):
+                return Outcome(ids, rendering, given_back=True)
             try:
                 ids.append(await client.send_part(part))
             except SendFailure as failure:
                 return Outcome(ids, rendering, failure)
         return Outcome(ids, rendering)
+
+    async def _wait_for_turn(self, client: ChannelClient, claim: Claim) -> bool:
+        """Wait until the rate limits let the next part go; False, and it must not go, if that
+        is too late for the claim or the sender is stopping.
+
+        On a slow channel (SMS, one a second, several parts a row) the last rows of a claimed
+        batch would wait past the claim's lease; another sender would then take them again
+        and both would send them. So a part goes out only while the claim has LEASE_MARGIN
+        left, and one whose turn comes later books no turn: its row is given back, due at
+        once, and the next round claims it afresh with a new lease."""
+        left = (claim.lease - LEASE_MARGIN - self.now()).total_seconds()
+        deadline = self.limiter.clock() + left
+        for limit in client.limits(claim.recipient):
+            delay = self.limiter.reserve(limit, before=deadline)
+            if delay is None:
+                return False
+            if delay > 0:
+                await self._pause(delay)
+            if self._closing.is_set():
+                return False
+        return self.limiter.clock() <= deadline
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep for `seconds`, or until the sender is closed."""
+        sleeping = asyncio.ensure_future(self.sleep(seconds))
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait((sleeping, closing), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeping.cancel()
+            closing.cancel()
 
     def _words(self, language: str | None, choices: int) -> Words:
         catalogs = self.runtime.engine.catalogs
@@ -217,10 +277,13 @@ class OutboxSender:
                         log.warning("outbox row %s was taken by another sender",
                                     claim.outbox_id)
                         continue
-                    row.attempts += 1
                     row.parts_sent = claim.parts_sent + len(outcome.ids)
                     if outcome.ids:
                         row.provider_message_id = outcome.ids[-1]
+                    if outcome.given_back:  # not an attempt: the rest was never tried
+                        row.state, row.next_attempt_at = "pending", now
+                        continue
+                    row.attempts += 1
                     if outcome.failure is None:
                         self._sent(row, outcome.rendering, now)
                     else:

@@ -140,3 +140,53 @@ async def test_a_group_is_bounded_and_the_rest_goes_in_the_next() -> None:
     assert commit.groups == [[0], [1, 2, 3], [4, 5, 6], [7]]
     with pytest.raises(ValueError):
         GroupCommitter(commit, max_group=0)
+
+
+async def test_items_whose_callers_were_cancelled_are_committed_before_a_graceful_close(
+        ) -> None:
+    commit: HeldFirst[str] = HeldFirst()
+    committer = GroupCommitter(commit)
+    held = asyncio.create_task(committer.submit("under way"))
+    await asyncio.to_thread(commit.started.wait, 5)
+    waiting = asyncio.create_task(committer.submit("waiting"))
+    await asyncio.sleep(0.05)
+    held.cancel()  # the process is stopping: every caller is cancelled
+    waiting.cancel()
+    commit.release.set()
+    async with asyncio.timeout(5):
+        await committer.drain()
+    committer.close()
+    assert commit.groups == [["under way"], ["waiting"]]
+
+
+class Stopping(BaseException):
+    pass
+
+
+async def test_a_group_that_raises_a_base_exception_leaves_no_caller_waiting() -> None:
+    release = threading.Event()
+
+    def commit(group: list[int]) -> list[int]:
+        release.wait(5)
+        raise Stopping
+
+    committer = GroupCommitter(commit)
+    first = asyncio.create_task(committer.submit(1))
+    await asyncio.sleep(0.05)
+    second = asyncio.create_task(committer.submit(2))  # waits for the next group
+    await asyncio.sleep(0.05)
+    release.set()
+    try:
+        async with asyncio.timeout(5):
+            outcomes = await asyncio.gather(first, second, return_exceptions=True)
+    finally:
+        committer.close()
+    assert all(isinstance(outcome, Stopping) for outcome in outcomes)
+
+
+async def test_items_submitted_after_close_fail_at_once() -> None:
+    committer: GroupCommitter[int, int] = GroupCommitter(lambda group: group)
+    committer.close()
+    with pytest.raises(RuntimeError):
+        async with asyncio.timeout(5):
+            await committer.submit(1)
