@@ -107,6 +107,57 @@ def test_rfc2047_subjects_in_every_charset_are_decoded() -> None:
     assert read("forward_inline_gmail_zh").subject == "Fwd: 锡冶炼厂污染水田"
 
 
+def test_a_gbk_name_labelled_gb2312_is_read_as_gbk() -> None:
+    # 镕 is in GBK, not in GB2312; Chinese mail programs label GBK as gb2312.
+    parsed = read("html_meta_charset_gbk_zh")
+    assert parsed.sender is not None and parsed.sender.name == "朱镕基"
+    assert mail.inbound(parsed).hints["name"] == "朱镕基"
+
+
+def test_a_file_in_both_versions_of_the_body_is_kept_once() -> None:
+    raw = (b"From: a@example.org\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/alternative; boundary=A\r\n\r\n"
+           b"--A\r\nContent-Type: multipart/mixed; boundary=P\r\n\r\n"
+           b"--P\r\nContent-Type: text/plain\r\n\r\nThe permit.\r\n"
+           b"--P\r\nContent-Type: application/pdf; name=permit.pdf\r\n\r\n%PDF-1.4\r\n"
+           b"--P--\r\n"
+           b"--A\r\nContent-Type: multipart/mixed; boundary=H\r\n\r\n"
+           b"--H\r\nContent-Type: text/html\r\n\r\n<p>The permit.</p>\r\n"
+           b"--H\r\nContent-Type: application/pdf; name=permit.pdf\r\n\r\n%PDF-1.4\r\n"
+           b"--H--\r\n--A--\r\n")
+    parsed = mail.parse(raw)
+    assert parsed.text == "The permit."
+    assert [f.filename for f in parsed.files] == ["permit.pdf"]
+
+
+def with_subject(subject: str) -> bytes:
+    return (f"From: Amani <amani@example.cd>\r\nSubject: {subject}\r\n"
+            "Content-Type: text/plain; charset=UTF-8\r\n\r\nLa mine pompe notre eau.\r\n"
+            ).encode()
+
+
+@pytest.mark.parametrize("subject", [
+    "Automatic reply: Plainte", "Auto-Reply: Your application", "AutoReply: x", "Auto: x",
+    "Out of Office", "Out of Office: Complaint", "Out of the office until 26 January",
+    "Réponse automatique", "Réponse automatique : Plainte", "Absence du bureau",
+    "Absent du bureau jusqu'au 12 février", "Respuesta automática", "Respuesta automática: Queja",
+    "Resposta automática: Queixa", "自动回复", "自动回复：投诉", "自動回覆：投訴",
+    "Автоответ: жалоба",
+    "Undeliverable: Plainte", "Undelivered Mail Returned to Sender", "Non remis : Plainte",
+    "Delivery Status Notification (Failure)", "Mail delivery failed: returning message",
+    "系统退信"])
+def test_auto_reply_subjects_are_kept_for_a_person(subject: str) -> None:
+    assert mail.parse(with_subject(subject)).automatic is not None
+
+
+@pytest.mark.parametrize("subject", [
+    "Absence d'eau potable depuis l'ouverture de la mine", "Absence de réparation des maisons",
+    "Automatic reply needed? No, a person please", "Out of office hours blasting at the quarry",
+    "Non remise en état du terrain"])
+def test_complaints_whose_subject_starts_like_an_auto_reply_are_read(subject: str) -> None:
+    assert mail.parse(with_subject(subject)).automatic is None
+
+
 def test_a_from_header_that_crashes_the_parser_is_an_unreadable_mail() -> None:
     parsed = mail.parse(b"From: " + b"(" * 5000 + b"a@example.org\r\n\r\nbody\r\n")
     assert parsed.unreadable == "no sender address (From)"
@@ -123,12 +174,28 @@ def test_a_from_header_that_crashes_the_parser_is_an_unreadable_mail() -> None:
     ("好的。\n\n在 2026年1月5日 10:00，MCM <intake@x.org> 写道：\n> 地址？", "好的。", "地址？"),
     ("Here.\n\n-----Original Message-----\nFrom: MCM <intake@x.org>\nSent: Monday\n"
      "Subject: Re: x\n\nAddress?", "Here.", "From: MCM <intake@x.org>"),
+    ("Here.\n\nOn Mon, 5 Jan 2026 at 10:00, MCM <intake@x.org> wrote:\n\nAddress?",
+     "Here.", "Address?"),
+    ("Le 5 janv. 2026 à 10:00, MCM <intake@x.org> a écrit :\n> Adresse ?\nKipushi.\n"
+     "> Contact ?\n+243 81 000 0002", "Kipushi.\n+243 81 000 0002", "Adresse ?"),
 ])
 def test_quoted_replies_are_taken_off_in_several_languages(text: str, own: str,
                                                            quoted: str) -> None:
     body = take_apart(text, "Re: complaint")
     assert body.own == own
     assert quoted in body.quoted
+
+
+@pytest.mark.parametrize(("text", "own"), [
+    ("The dam leaked.\nOn 12 March the mine manager wrote:\nWe will pay nothing.\n\n"
+     "Our wells are poisoned.", None),
+    ("Le chef de site nous a écrit :\n« Nous ne paierons rien. »\nNous demandons la réparation.",
+     None),
+    ("El 3 de marzo el gerente escribió:\n> No pagaremos nada.\nPedimos que limpien el río.",
+     "Pedimos que limpien el río."),
+])
+def test_the_writers_own_words_after_a_wrote_line_are_kept(text: str, own: str | None) -> None:
+    assert take_apart(text).own == (own or text)
 
 
 @pytest.mark.parametrize(("text", "kept"), [

@@ -2,11 +2,14 @@
 
 `parse` reads the raw bytes with the standard library's `email` package and `policy.default`
 (RFC 2047 headers, every charset Python knows; GB2312 and GBK are read as GB18030, their
-superset, and ISO-8859-1 as windows-1252, as mail programs mean them). It returns a
+superset, and ISO-8859-1 as windows-1252, as mail programs mean them, in the headers as in the
+body; an HTML part without a charset is read in the one its <meta> tag names). It returns a
 `ParsedMail`: who wrote, the threading headers (Message-ID, In-Reply-To, References and the
 addresses it went to, where the reply token is), the writer's own words with the quoted reply
 and the signature taken off (`channels.email.text`), the mails it forwards (inline, or attached
-as message/rfc822), and the files. HTML-only mail is turned into text with inscriptis.
+as message/rfc822), and the files. HTML-only mail is turned into text with inscriptis. Of the
+versions of one body (multipart/alternative) the words come from the plain text one, or the
+HTML one where the plain text is empty, and the files from every version, each file once.
 
 What is wrong with a message is said, never raised: `unreadable` (empty, a broken MIME
 structure, multiparts nested deeper than `MAX_DEPTH`, a header field over `MAX_HEADER_BYTES`,
@@ -29,6 +32,7 @@ from datetime import datetime
 from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
+from email.policy import EmailPolicy
 from email.utils import format_datetime, getaddresses, parsedate_to_datetime
 from typing import Any
 
@@ -52,13 +56,37 @@ _BROKEN_STRUCTURE = ("StartBoundaryNotFoundDefect", "CloseBoundaryNotFoundDefect
                      "MissingHeaderBodySeparatorDefect")
 _DAEMONS = re.compile(r"^(mailer-daemon|postmaster|no-?reply|do-?not-?reply|bounces?"
                       r"|auto-?reply|autoresponder)([+._-].*)?$", re.IGNORECASE)
+# What auto-responders and mail servers put before the subject they answer ("Automatic reply:
+# <subject>", "Non remis : <subject>") or use as the whole subject; a complaint may start with
+# the same words ("Absence d'eau potable…", "Automatic reply needed?"), so they must be followed
+# by a colon or end the subject. The phrases after them are never a complaint's opening.
+_AUTO_REPLY_PREFIX = (r"auto(matic)?[ -]?reply|auto|auto-?response|out of (the )?office"
+                      r"( auto-?reply)?|réponse automatique|respuesta automática|"
+                      r"resposta automática|автоответ|автоматический ответ|balasan otomatis|"
+                      r"undeliverable|non remis|no entregado|自动回复|自動回覆")
 _AUTOMATIC_SUBJECT = re.compile(
-    r"^\s*(auto(matic)? ?reply|auto:|out of (the )?office|réponse automatique|absence|"
-    r"respuesta automática|resposta automática|自动回复|自動回覆|автоответ|"
-    r"balasan otomatis|undeliverable|undelivered mail|delivery status notification|"
-    r"mail delivery failed|non remis|no entregado|退信|系统退信)", re.IGNORECASE)
+    rf"^\s*({_AUTO_REPLY_PREFIX})\s*[:：]|^\s*({_AUTO_REPLY_PREFIX}|absen(ce|t))\s*$"
+    r"|^\s*(out of (the )?office\b(?!\s+hours)|absen(ce|t) du bureau\b|"
+    r"message d['’]absence\b|undelivered mail\b|"
+    r"delivery status notification\b|mail delivery failed\b|自动回复|自動回覆|退信|系统退信)",
+    re.IGNORECASE)
+_ENCODED_WORD_CHARSET = re.compile(r"=\?([^?*\s]+)(?=(\*[^?\s]*)?\?[bBqQ]\?)")
+_META_CHARSET = re.compile(rb"<meta\b[^>]*?charset\s*=\s*[\"']?\s*([\w.:-]+)", re.IGNORECASE)
 _MESSAGE_ID = re.compile(rf"<([^<>\s]{{1,{MAX_ID_CHARS}}})>")
 _ADDRESS = re.compile(r"^[^@\s<>\"]{1,64}@[^@\s<>\"]{1,255}$")
+
+
+class _ReadingPolicy(EmailPolicy):
+    """`policy.default`, with the charset names of RFC 2047 encoded words read as the body's."""
+
+    def header_fetch_parse(self, name: str, value: str) -> Any:
+        if isinstance(value, str):
+            value = _ENCODED_WORD_CHARSET.sub(
+                lambda m: "=?" + CHARSET_ALIASES.get(m.group(1).lower(), m.group(1)), value)
+        return super().header_fetch_parse(name, value)
+
+
+_READING = _ReadingPolicy()
 
 
 @dataclass(frozen=True)
@@ -119,7 +147,7 @@ def parse(raw: bytes) -> ParsedMail:
         mail.unreadable = oversized
         return mail
     try:
-        message = BytesParser(policy=policy.default).parsebytes(raw)
+        message = BytesParser(policy=_READING).parsebytes(raw)
         _read_headers(mail, message)
         _read_body(mail, message)
     except Exception as error:  # noqa: BLE001 - no message may stop the mailbox
@@ -269,7 +297,8 @@ def _walk(mail: ParsedMail, part: Message, depth: int, texts: _Texts,
     if part.is_multipart() and kind != "message/rfc822":
         children = [p for p in part.get_payload() or [] if isinstance(p, Message)]
         if kind == "multipart/alternative":
-            children = _best_alternative(children)
+            _alternatives(mail, children, depth, texts, attached)
+            return
         for child in children:
             _walk(mail, child, depth + 1, texts, attached)
             if mail.unreadable:
@@ -287,10 +316,42 @@ def _walk(mail: ParsedMail, part: Message, depth: int, texts: _Texts,
     _file(mail, part, kind, filename)
 
 
-def _best_alternative(children: list[Message]) -> list[Message]:
-    """Of the versions of one body, the plain text one if there is any, else the last."""
-    plain = [c for c in children if c.get_content_type() == "text/plain"]
-    return plain[:1] or children[-1:]
+def _alternatives(mail: ParsedMail, versions: list[Message], depth: int, texts: _Texts,
+                  attached: list[tuple[Message, int]]) -> None:
+    """The versions of one body: the words of the best one, the files of every one, once."""
+    readings: list[_Texts] = []
+    first_file = len(mail.files)
+    for version in versions:
+        if _is_rendering(mail, version):
+            continue  # text/enriched, text/calendar…: the same body again, not a file
+        reading = _Texts()
+        own_files = len(mail.files)
+        _walk(mail, version, depth + 1, reading, attached)
+        if mail.unreadable:
+            return
+        earlier = {(f.media_type, f.data) for f in mail.files[first_file:own_files]}
+        mail.files[own_files:] = [f for f in mail.files[own_files:]
+                                  if (f.media_type, f.data) not in earlier]
+        readings.append(reading)
+    words = _best_alternative(readings)
+    if words:
+        texts.plain.append(words)
+
+
+def _is_rendering(mail: ParsedMail, version: Message) -> bool:
+    """A version of the body in another text format (not plain, not HTML, not a file)."""
+    return version.get_content_maintype() == "text" and \
+        version.get_content_type() not in ("text/plain", "text/html") and \
+        version.get_content_disposition() != "attachment" and not _filename(mail, version)
+
+
+def _best_alternative(readings: list[_Texts]) -> str:
+    """The words of the plain text version, or of the last HTML one where it has none."""
+    for reading in readings:
+        if any(text.strip() for text in reading.plain):
+            return _body_text(reading)
+    words = [text for text in map(_body_text, readings) if text]
+    return words[-1] if words else ""
 
 
 def _filename(mail: ParsedMail, part: Message) -> str:
@@ -320,13 +381,21 @@ def _decode(mail: ParsedMail, part: Message) -> str:
     """A text part as str, in its charset (or as UTF-8 with replacements when it is unknown)."""
     payload = part.get_payload(decode=True)
     data = payload if isinstance(payload, bytes) else b""
-    declared = (part.get_content_charset() or "utf-8").lower()
+    declared = (part.get_content_charset() or _meta_charset(part, data) or "utf-8").lower()
     charset = CHARSET_ALIASES.get(declared, declared)
     try:
         return data.decode(charset, errors="replace")
     except LookupError:
         mail.problems.append(f"unknown charset {declared[:40]}: read as UTF-8")
         return data.decode("utf-8", errors="replace")
+
+
+def _meta_charset(part: Message, data: bytes) -> str | None:
+    """The charset an HTML part names in its <meta> tag, as a browser reads it."""
+    if part.get_content_type() != "text/html":
+        return None
+    found = _META_CHARSET.search(data[:4096])
+    return found.group(1).decode("ascii", "replace") if found else None
 
 
 def _body_text(texts: _Texts) -> str:

@@ -7,7 +7,10 @@ Mail programs mark what they add with a line of their own, in the writer's langu
   each followed by a block of header lines (From/De/De :/发件人：…, Date/Sent/Envoyé/日期…,
   Subject/Objet/Asunto/主题…, To/À/Para/收件人…);
 - a quoted reply: "On … wrote:", "Le … a écrit :", "El … escribió:", "在 … 写道：", Outlook's
-  header block or "-----Original Message-----", then the old mail, often behind "> ";
+  header block or "-----Original Message-----", then the old mail, often behind "> " (then the
+  writer's answers between the quoted lines are theirs). A writer's own "On 12 March the
+  manager wrote:" is not one: an attribution counts only before quoted lines, or when it has
+  the time and the address a mail program puts in it;
 - a signature: "-- " on a line of its own, or "Sent from my iPhone" and its translations.
 Pure functions on text; the MIME structure is read in `channels.email`.
 """
@@ -58,6 +61,7 @@ _ATTRIBUTION = re.compile(
     r"|^\s*在.{0,300}写道\s*[:：]?\s*$|^.{0,300}于.{0,120}写道\s*[:：]?\s*$",
     re.IGNORECASE)
 _ATTRIBUTION_START = re.compile(r"^\s*(on|le|el|em|am|il|op|в|pada|mnamo|在)\b", re.IGNORECASE)
+_CLOCK_TIME = re.compile(r"\d{1,2}[:：]\d{2}")
 _SIGNATURE_RULE = re.compile(r"^--\s?$")
 _MOBILE_FOOTER = re.compile(
     r"^\s*(sent from my|sent from mail for|get outlook for|envoyé de mon|envoyé depuis|"
@@ -116,14 +120,18 @@ def take_apart(text: str, subject: str = "", depth: int = 0) -> Body:
     index = 0
     while index < len(lines):
         line = lines[index]
-        kind = _boundary(lines, index, subject)
+        span = _attribution(lines, index)
+        if span and _quote_follows(lines, index + span):
+            index += span  # the "> " marks tell the old mail from the answers between
+            continue
+        kind = "reply" if span else _boundary(lines, index, subject)
         if kind == "forward" and depth < MAX_FORWARD_DEPTH:
             forward, nested = _forward(lines[index:], depth)
             forwards.append(forward)
             forwards.extend(nested)
             break
         if kind == "reply":
-            quoted.extend(_dequote(lines[index + 1:]))
+            quoted.extend(_dequote(lines[index + max(span, 1):]))
             break
         if line.lstrip().startswith(">"):
             quoted.extend(_dequote([line]))
@@ -155,8 +163,6 @@ def _boundary(lines: list[str], index: int, subject: str) -> str | None:
         if _ORIGINAL_MESSAGE.search(line) and not is_forward_subject(subject):
             return "reply"
         return "forward"
-    if _attribution(lines, index):
-        return "reply"
     if _RULE.match(line) and _header_block_at(lines, index + 1):
         return "forward" if not is_reply_subject(subject) else "reply"
     if _header_block_at(lines, index):
@@ -164,14 +170,23 @@ def _boundary(lines: list[str], index: int, subject: str) -> str | None:
     return None
 
 
-def _attribution(lines: list[str], index: int) -> bool:
-    """"On Mon, 5 Jan 2026, Ana <ana@…> wrote:", also when the mail program wrapped it."""
-    line = lines[index]
-    if _ATTRIBUTION.match(line):
-        return True
-    if _ATTRIBUTION_START.match(line) and index + 1 < len(lines):
-        return bool(_ATTRIBUTION.match(line.rstrip() + " " + lines[index + 1].strip()))
-    return False
+def _attribution(lines: list[str], index: int) -> int:
+    """How many lines a mail program's "On Mon, 5 Jan 2026, Ana <ana@…> wrote:" takes here (it
+    may be wrapped), or 0: it is one when quoted lines follow it or it has a time and an
+    address; the writer's own "On 12 March the manager wrote:" has neither."""
+    text = lines[index]
+    span = 1 if _ATTRIBUTION.match(text) else 0
+    if not span and _ATTRIBUTION_START.match(text) and index + 1 < len(lines):
+        text = text.rstrip() + " " + lines[index + 1].strip()
+        span = 2 if _ATTRIBUTION.match(text) else 0
+    stamped = bool(_CLOCK_TIME.search(text)) and "@" in text
+    return span if span and (stamped or _quote_follows(lines, index + span)) else 0
+
+
+def _quote_follows(lines: list[str], index: int) -> bool:
+    """Whether the next line that is not blank is quoted ("> …")."""
+    following = next((line for line in lines[index:] if line.strip()), "")
+    return following.lstrip().startswith(">")
 
 
 def _header_block_at(lines: list[str], index: int) -> bool:
