@@ -172,7 +172,10 @@ class OutboxSender:
             outcome = Outcome([], failure=SendFailure(
                 "blocked", "not sent: the person has blocked the bot or unsubscribed"))
         else:
-            outcome = await self._send(claim)
+            try:
+                outcome = await self._send(claim)
+            except Exception as error:  # noqa: BLE001 - see _unexpected
+                outcome = _unexpected(claim, error, [])
         try:
             await self._recording.submit((claim, outcome))
         except Exception:  # noqa: BLE001 - the claim runs out and the row is tried again
@@ -223,6 +226,8 @@ class OutboxSender:
                 ids.append(await client.send_part(part))
             except SendFailure as failure:
                 return Outcome(ids, rendering, failure)
+            except Exception as error:  # noqa: BLE001 - see _unexpected
+                return dataclasses.replace(_unexpected(claim, error, ids), rendering=rendering)
         return Outcome(ids, rendering)
 
     async def _wait_for_turn(self, client: ChannelClient, claim: Claim) -> bool:
@@ -317,3 +322,14 @@ class OutboxSender:
         if failure.kind == "blocked":
             delivery.mark_blocked(session, claim.channel, claim.recipient, True, now)
         log.warning("outbox row %s to %s failed: %s", row.id, claim.channel, row.last_error)
+
+
+def _unexpected(claim: Claim, error: Exception, ids: list[str]) -> Outcome:
+    """An error no client turned into a SendFailure (a bug, an error of a kind not foreseen):
+    recorded as a transient failure, so the row is tried again with backoff and, past
+    GATEWAY_OUTBOX_MAX_ATTEMPTS, shown as failed to the secretariat, instead of staying
+    `sending` and being taken again every few minutes for ever; the parts already sent stay
+    counted."""
+    log.exception("sending outbox row %s failed unexpectedly", claim.outbox_id, exc_info=error)
+    return Outcome(ids, failure=SendFailure(
+        "transient", f"unexpected error while sending: {type(error).__name__}"))

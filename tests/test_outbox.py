@@ -188,6 +188,35 @@ async def test_a_reply_waiting_for_its_turn_at_shutdown_goes_out_once_right_afte
     assert len(provider.received) == 2 and set(provider.received.values()) == {1}
 
 
+# -- errors no client foresaw ----------------------------------------------------------------
+
+
+async def test_an_unexpected_error_while_sending_is_retried_and_the_reply_goes_out_once(
+        runtime: Runtime) -> None:
+    (person,) = queue_replies(runtime, 1, datetime.now(UTC))
+    provider = Provider()
+    calls = Counter[str]()
+
+    async def second_part_breaks_once(part: str) -> None:
+        calls[part] += 1
+        if part.endswith("part 2") and calls[part] == 1:
+            raise ValueError("a bug in a client")
+    breaking = sender(runtime, FakeClient(provider, parts=3, before_send=second_part_breaks_once))
+    await breaking.run_until_idle()
+    await breaking.close()
+    with transaction(runtime.sessions) as session:
+        row = session.scalars(select(OutboxMessage)).one()
+        assert (row.state, row.attempts, row.parts_sent) == ("pending", 1, 1)  # not `sending`
+        assert "ValueError" in row.last_error
+
+    later = OutboxSender(runtime, {"whatsapp": FakeClient(provider, parts=3)},
+                         now=lambda: datetime.now(UTC) + timedelta(hours=1))
+    await later.run_until_idle()
+    await later.close()
+    assert provider.received == {f"{person} your reply part {n}": 1 for n in (1, 2, 3)}
+    assert states(runtime) == {"sent": 1}
+
+
 # -- claims that outlast their lease ----------------------------------------------------------
 
 
