@@ -106,6 +106,8 @@ class Messaging:
                 await self.inbound.retry_media()
             except DatabaseUnavailable as error:
                 log.warning("retrying file downloads: %s", error)
+            except Exception:  # noqa: BLE001 - the loop must outlive any one round
+                log.exception("retrying file downloads failed; trying again next round")
             await asyncio.sleep(interval)
 
     async def _poll_telegram(self, client: TelegramClient) -> None:
@@ -122,6 +124,11 @@ class Messaging:
                 raise
             except (TelegramError, DatabaseUnavailable) as error:
                 log.warning("Telegram polling: %s", error)
+                await asyncio.sleep(POLL_ERROR_PAUSE_SECONDS)
+            except Exception:  # noqa: BLE001 - polling must outlive any one error
+                # The update is not acknowledged: Telegram keeps it, and it is tried again
+                # after the pause (as a webhook answered 500 would be).
+                log.exception("Telegram polling failed; trying again")
                 await asyncio.sleep(POLL_ERROR_PAUSE_SECONDS)
 
     async def take_telegram_update(self, data: dict[str, object]) -> None:

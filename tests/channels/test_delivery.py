@@ -4,12 +4,15 @@ files become evidence or the person is told, and WhatsApp's 24-hour window is re
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
+from gateway import messaging
 from gateway.app import create_app
 from gateway.outbox import RateLimiter, backoff
 from gateway.providers import Limit
@@ -395,6 +398,36 @@ async def test_telegram_long_polling_takes_updates_like_the_webhook(
         await gateway.messaging.take_telegram_update(update)
     await gateway.settle()
     assert "Welcome" in providers.to("telegram", SENDERS["telegram"])[0].text
+
+
+async def test_telegram_long_polling_goes_on_after_an_unforeseen_error(
+        aiohttp_client, channel_settings: Settings, providers: fakes.FakeProviders,
+        monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    gateway = await open_gateway(aiohttp_client, channel_settings.model_copy(
+        update={"telegram_mode": "polling"}), providers)
+    monkeypatch.setattr(messaging, "POLL_ERROR_PAUSE_SECONDS", 0.01)
+    providers.updates.append(TELEGRAM.text(SENDERS["telegram"], "Hello"))
+    take, failed = gateway.messaging.take_telegram_update, []
+
+    async def breaks_once(data: dict[str, object]) -> None:
+        if not failed:
+            failed.append(data)
+            raise RuntimeError("an error nobody foresaw")
+        await take(data)
+    monkeypatch.setattr(gateway.messaging, "take_telegram_update", breaks_once)
+    polling = asyncio.create_task(gateway.messaging._poll_telegram(
+        gateway.messaging.clients["telegram"]))  # type: ignore[arg-type]
+    try:
+        async with asyncio.timeout(10):
+            while not providers.to("telegram", SENDERS["telegram"]):
+                await asyncio.sleep(0.02)
+                await gateway.settle()
+    finally:
+        polling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await polling
+    assert failed and "Welcome" in providers.to("telegram", SENDERS["telegram"])[0].text
+    assert [row.text for row in gateway.inbound("telegram")] == ["Hello"]  # taken once
 
 
 async def test_whatsapp_subscription_handshake(gateway: Gateway) -> None:
