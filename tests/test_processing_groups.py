@@ -5,11 +5,11 @@ and a delivery waiting to be acknowledged is not kept behind a long group."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 
 import pytest
-
 from pydantic import SecretStr
 from sqlalchemy import event, func, select
 
@@ -123,10 +123,9 @@ def test_a_new_persons_first_messages_on_two_instances_open_one_conversation(
 
         def looked_up_together(session, channel, sender):  # type: ignore[no-untyped-def]
             found = look_up(session, channel, sender)
-            try:
+            # Broken when the other instance waits for this one's transaction (PostgreSQL).
+            with contextlib.suppress(threading.BrokenBarrierError):
                 both_looked.wait()
-            except threading.BrokenBarrierError:
-                pass  # the other instance waits for this one's transaction (PostgreSQL's lock)
             return found
         monkeypatch.setattr(repository, "current_conversation", looked_up_together)
         threads = [threading.Thread(target=runtime.intake.process, args=(inbound_id,))
