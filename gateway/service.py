@@ -337,7 +337,7 @@ class IntakeService:
         if turn.supplement_attachments or turn.supplement_text:
             self._supplement(session, conversation, turn, now)
         if turn.submit:
-            messages += self._submit(session, conversation, state, now)
+            messages += self._submit(session, conversation, state, message.received_at or now)
         self._queue_translations(session, conversation, state, turn, now)
         self._save_state(conversation, state, now)
         rows = repository.add_outbox(session, conversation, messages, now, flush=False)
@@ -345,7 +345,9 @@ class IntakeService:
 
     def _submit(self, session: Session, conversation: Conversation, state: State,
                 now: datetime) -> list[OutboundMessage]:
-        """Create the application with its reference and deadlines; return the receipt."""
+        """Create the application with its reference and deadlines; return the receipt. `now`
+        is when the message that submitted it was received: the deadlines count from the day
+        the secretariat received the application, however late it was processed."""
         review = formal_review_deadline(now)
         confidentiality = (confidentiality_decision_deadline(now)
                            if state.answers.get("confidentiality.requested") else None)

@@ -6,7 +6,8 @@ import sqlite3
 import threading
 import time
 import uuid
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -64,6 +65,19 @@ def test_english_filing_lands_in_queue_with_reference_and_deadline(runtime: Runt
     assert "rashes" in application.fields["dispute.facts"]
     assert application.fields["declaration.accepted"] is True
     assert application.language == "en"
+
+
+def test_deadlines_count_from_when_the_application_was_received_not_processed(
+        runtime: Runtime) -> None:
+    # Sent on a Thursday at 23:59:50 in Beijing; processed later (a backlog, a restart).
+    received = datetime(2026, 11, 19, 23, 59, 50, tzinfo=ZoneInfo("Asia/Shanghai"))
+    for line in ENGLISH_FILING[:-1]:
+        send(runtime, "jane", line)
+    receipt = send(runtime, "jane", ENGLISH_FILING[-1], received_at=received)[-1].message
+    application = only_application(runtime)
+    assert application.submitted_at == received
+    assert application.formal_review_deadline == date(2026, 12, 3)  # Friday's would be 4 Dec
+    assert receipt.reference in receipt.text and "December 3, 2026" in receipt.text
 
 
 def test_chinese_filing_keeps_chinese_text(runtime: Runtime) -> None:
