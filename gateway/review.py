@@ -4,22 +4,24 @@ and statistics. Shared by the pages under /secretariat and the JSON API under /a
 Identity data (the form's `identity: true` fields and the channel address) is shown only where
 the rules allow it, and every time it is shown the audit log says who saw it, when and where:
 - no confidentiality request (or a refused one): shown, and the view is logged;
-- a pending or granted request: masked for everyone, in lists, exports, fields and the
-  transcript; a supervisor or admin may reveal it for one application, an explicit action
-  that is logged;
+- a pending or granted request: masked for everyone, in lists, exports, fields, evidence file
+  names and the transcript (every version of an answer, a corrected name too, in any case);
+  a supervisor or admin may reveal it for one application, an explicit action that is logged;
 - anything for a named audience (respondent, experts, public) never carries identity data, and
   leaves out applications whose pending or granted request names that audience.
+The web chat's address is the applicant's cookie, which opens their chat: no one is shown it.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 import statistics as stats
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -31,7 +33,7 @@ from gateway.service import now_utc
 from gateway.staff import Staff, audit_event
 from intake import workflow
 from intake.deadlines import receipt_date, working_days_between
-from intake.engine import Engine
+from intake.engine import Engine, Invalid, State
 from intake.form import Form, Step
 from intake.places import country_of
 from intake.translation import FREE_TEXT_TYPES, base_language
@@ -47,6 +49,8 @@ IDENTITY_COLUMNS = ("applicant.name", "applicant.address", "applicant.contact", 
 YES = frozenset({"1", "yes", "true", "on"})
 NO = frozenset({"0", "no", "false", "off"})
 MAX_FILTER_CHARS = 80
+WEB_CHAT_CHANNEL = "web"
+WEB_CHAT_SENDER = "web chat"
 
 
 class BadFilter(ValueError):
@@ -124,6 +128,12 @@ def choice_ids(form: Form, key: str) -> list[str]:
 def identity_keys(form: Form) -> list[str]:
     """The keys of the fields that identify a person."""
     return [step.key for step in form.steps if step.identity]
+
+
+def sender_shown(channel: str, sender: str) -> str:
+    """The channel address as staff may see it: a web chat's address is the applicant's cookie,
+    and whoever holds it can read their chat and write as them, so it is never shown."""
+    return WEB_CHAT_SENDER if channel == WEB_CHAT_CHANNEL else sender
 
 
 # -- the queue --------------------------------------------------------------------------------
@@ -244,22 +254,26 @@ def _view(runtime: Runtime, session: Session, application: Application, masked: 
           staff: Staff) -> dict[str, Any]:
     engine = runtime.engine
     keys = identity_keys(engine.form)
-    values = workflow.identity_values(application.fields, keys, application.sender)
-    fields = (workflow.mask_fields(application.fields, keys, values) if masked
+    lines = repository.transcript(session, repository.conversations_of(session, application.id))
+    answers, mask = _identity_masker(engine, application, lines)
+    fields = (_masked(workflow.mask_fields(application.fields, keys, []), mask) if masked
               else dict(application.fields))
 
     def shown(text: str) -> str:
-        return workflow.mask_text(text, values) if masked else text
+        return mask(text) if masked else text
+
+    def said(position: int, text: str) -> str:
+        return workflow.MASK if masked and position in answers and text else shown(text)
 
     confidentiality = confidentiality_of(application)
     today = receipt_date(now_utc())
-    conversation_ids = repository.conversations_of(session, application.id)
     states = translations.states_by_application(session, [application.id])
     return queue_row(engine, application, today, states.get(application.id, {})) | {
         "identity_masked": masked,
         "identity_protected": confidentiality.protects_identity,
         "may_reveal": masked and workflow.may_reveal(staff.role),
-        "sender": workflow.MASK if masked else application.sender,
+        "sender": workflow.MASK if masked else sender_shown(application.channel,
+                                                            application.sender),
         "correspondence_language": applicant_language(application),
         "fields": fields,
         "field_rows": field_rows(engine, application, fields,
@@ -275,12 +289,12 @@ def _view(runtime: Runtime, session: Session, application: Application, masked: 
              "after_submission": item.after_submission}
             for item in repository.evidence_of(session, application.id)],
         "transcript": [
-            {"side": side, "at": at.isoformat(), "text": shown(content.get("text") or ""),
+            {"side": side, "at": at.isoformat(), "text": said(position, content.get("text") or ""),
              "attachments": [shown(a.get("filename", "")) for a in
                              content.get("attachments") or []],
              "delivery": content.get("delivery"),
              "delivery_error": shown(content.get("delivery_error") or "") or None}
-            for side, at, content in repository.transcript(session, conversation_ids)],
+            for position, (side, at, content) in enumerate(lines)],
         "history": [
             {"at": action.at.isoformat(), "actor": action.actor, "action": action.action,
              "from_status": action.from_status, "to_status": action.to_status,
@@ -290,6 +304,63 @@ def _view(runtime: Runtime, session: Session, application: Application, masked: 
             for action in repository.actions_of(session, application.id)],
         "actions": workflow.available(staff.role, application.status, confidentiality),
     }
+
+
+Line = tuple[str, datetime, dict[str, Any]]
+
+
+def _identity_masker(engine: Engine, application: Application, lines: Sequence[Line]
+                     ) -> tuple[set[int], Callable[[str], str]]:
+    """The transcript lines that answer an identity question (masked whole), and the function
+    that masks every identifying value in a text, whatever its case: the current answers, the
+    channel address, and every earlier answer the applicant gave (a name corrected with "edit"
+    included)."""
+    keys = identity_keys(engine.form)
+    answering, taken = _identity_answers(lines, set(keys))
+    values = workflow.identity_values(application.fields, keys, application.sender)
+    for position, key in taken.items():
+        text = lines[position][2].get("text") or ""
+        try:
+            value = engine.parse_answer(State(), key, text)
+        except Invalid:
+            continue
+        values += [text.strip(), *workflow.identity_values({key: value}, [key])]
+    wanted = sorted({v for v in values if len(v) >= 2}, key=len, reverse=True)
+    if not wanted:
+        return answering, lambda text: text
+    pattern = re.compile("|".join(re.escape(v) for v in wanted), re.IGNORECASE)
+    return answering, lambda text: pattern.sub(workflow.MASK, text)
+
+
+def _identity_answers(lines: Sequence[Line], keys: set[str]) -> tuple[set[int], dict[int, str]]:
+    """The positions of the person's messages written while an identity question waited, and
+    those the conversation took as the answer (the next question is another one: after a
+    "help" or a refused answer the same question comes again), with the question's key."""
+    answering: set[int] = set()
+    taken: dict[int, str] = {}
+    asked: str | None = None
+    last: int | None = None
+    for position, (side, _, content) in enumerate(lines):
+        if side == "in":
+            last = position if asked in keys else None
+            if last is not None:
+                answering.add(last)
+        elif "awaiting" in content:
+            if last is not None and asked is not None and content["awaiting"] != asked:
+                taken[last] = asked
+            asked, last = content["awaiting"], None
+    return answering, taken
+
+
+def _masked(value: Any, mask: Callable[[str], str]) -> Any:
+    """A field's value with every identifying text masked, however deep."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, list):
+        return [_masked(item, mask) for item in value]
+    if isinstance(value, dict):
+        return {key: _masked(item, mask) for key, item in value.items()}
+    return value
 
 
 Translated = dict[tuple[str, str], list[tuple[int, str, str | None, bool]]]
@@ -378,7 +449,8 @@ def _display(engine: Engine, step: Step, value: Any, language: str) -> str:
 
 def evidence_file(runtime: Runtime, staff: Staff, reference: str, sha256: str
                   ) -> tuple[str, int]:
-    """The stored name and size of an application's evidence file; the download is logged."""
+    """The name and size of an application's evidence file, the name masked as the
+    application's page shows it; the download is logged."""
     with transaction(runtime.sessions) as session:
         application = repository.application_by_reference(session, reference)
         if application is None:
@@ -387,9 +459,14 @@ def evidence_file(runtime: Runtime, staff: Staff, reference: str, sha256: str
                      if e.sha256 == sha256), None)
         if item is None:
             raise NotFound(sha256)
+        filename = item.filename or "evidence"
+        if confidentiality_of(application).protects_identity:
+            lines = repository.transcript(session, repository.conversations_of(
+                session, application.id))
+            filename = _identity_masker(runtime.engine, application, lines)[1](filename)
         repository.add_audit(session, audit_event(staff, "evidence.download", application,
                                                   sha256=sha256))
-        return item.filename or "evidence", item.size or 0
+        return filename, item.size or 0
 
 
 # -- exports ------------------------------------------------------------------------------
