@@ -19,7 +19,7 @@ from gateway.settings import Settings
 from gateway.web import RUNTIME
 from gateway.web.api import setup_api
 from gateway.web.chat import setup_chat
-from gateway.web.limits import body_limits
+from gateway.web.limits import body_limits, text_addresses
 from gateway.web.needs_person import setup_needs_person
 from gateway.web.secretariat import setup_secretariat
 from gateway.webhooks import setup_webhooks
@@ -32,7 +32,8 @@ PAGES = Path(__file__).parent
 
 def create_app(settings: Settings, workers: bool = True) -> web.Application:
     """The web application: health, metrics, web chat, queue pages; workers alongside."""
-    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[body_limits])
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES,
+                          middlewares=[text_addresses, body_limits])
     app.cleanup_ctx.append(_runtime_context(settings, workers))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

@@ -184,8 +184,10 @@ class Authenticator:
 
     def login(self, username: str, password: str, address: str, kind: str) -> LoginResult:
         """Check the password under the rate limits; on success a new signed token."""
-        return with_retry(lambda: self._login(username.strip().lower()[:64], password[
-            :MAX_PASSWORD_CHARS], address, kind))
+        # A NUL, which PostgreSQL cannot store, makes the name nobody's: a failed attempt.
+        name = username.strip().lower()[:64].replace("\x00", "\ufffd")
+        return with_retry(lambda: self._login(name, password[:MAX_PASSWORD_CHARS], address,
+                                              kind))
 
     def _login(self, username: str, password: str, address: str, kind: str) -> LoginResult:
         now = now_utc()

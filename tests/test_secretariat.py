@@ -6,8 +6,10 @@ the login form or POST /api/session. Each test states what an officer or applica
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import json
 import re
 import secrets
 import threading
@@ -26,6 +28,7 @@ from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.staff import Authenticator, Staff, add_user, disable_user
 from gateway.web import RUNTIME
+from gateway.web.api import MAX_BODY_BYTES
 from intake import workflow
 from intake.messages import InboundMessage
 from storage import repository
@@ -175,6 +178,45 @@ async def test_login_refuses_other_sites_and_offsite_redirects(client: TestClien
     no_nonce = await client.post("/secretariat/login", allow_redirects=False, data={
         "username": "olivia", "password": PASSWORD})
     assert no_nonce.status == 403 and "expired" in await no_nonce.text()
+
+
+@pytest.mark.parametrize("content_type", [
+    "application/x-www-form-urlencoded",
+    "application/x-www-form-urlencoded; charset=bogus"], ids=["not-utf8", "unknown-charset"])
+async def test_a_login_form_that_cannot_be_read_is_refused_with_400(
+        client: TestClient, content_type: str) -> None:
+    response = await client.post("/secretariat/login", data=b"username=\xff\xfe&password=x",
+                                 headers={"Content-Type": content_type})
+    assert response.status == 400
+    assert "could not be read" in await response.text()
+
+
+async def test_a_mistyped_password_still_returns_to_the_page_asked_for(
+        client: TestClient) -> None:
+    reference, _ = file_application(runtime_of(client))
+    asked = f"/secretariat/applications/{reference}"
+    page = await (await client.get(asked)).text()               # sent to the login form
+    form = {"csrf": csrf_in(page), "username": "olivia", "password": "not the password",
+            "next": asked}
+    wrong = await client.post("/secretariat/login", data=form)
+    assert wrong.status == 401
+    again = await wrong.text()
+    kept = re.search(r'name="next" value="([^"]*)"', again)
+    assert kept and kept.group(1) == asked
+    right = await client.post("/secretariat/login", allow_redirects=False, data=form | {
+        "csrf": csrf_in(again), "password": PASSWORD, "next": kept.group(1)})
+    assert right.status == 303 and right.headers["Location"] == asked
+
+
+async def test_a_line_break_in_the_page_asked_for_does_not_break_the_login(
+        client: TestClient) -> None:
+    page = await (await client.get("/secretariat/login?next=/secretariat%0d%0aX-Evil:%201"
+                                   )).text()
+    assert re.search(r'name="next" value="/secretariat"', page)
+    response = await log_in(client, "olivia", next_page="/secretariat\r\nX-Evil: 1")
+    assert response.status == 303 and response.headers["Location"] == "/secretariat"
+    assert "X-Evil" not in response.headers
+    assert (await client.get("/secretariat")).status == 200
 
 
 async def test_wrong_passwords_are_throttled_per_user_even_after_a_restart(
@@ -579,9 +621,84 @@ async def test_huge_action_text_is_refused_clearly(client: TestClient) -> None:
     response = await act(client, headers, reference, "request_supplement", message="x" * 30_000)
     assert response.status == 400 and "too long" in (await response.json())["error"]
     huge = await client.post(f"/api/applications/{reference}/actions", headers=headers,
-                             data=b"{" + b" " * 100_000 + b"}")
+                             data=b"{" + b" " * MAX_BODY_BYTES + b"}")
     assert huge.status == 413 and "too large" in (await huge.json())["error"]
     assert status_of(runtime_of(client), reference) == "submitted"
+
+
+async def test_the_longest_message_and_note_the_rules_allow_pass_the_api(
+        client: TestClient) -> None:
+    reference, _ = file_application(runtime_of(client))
+    headers = await token_for(client, "olivia")
+    wave = "\N{WATER WAVE}"  # outside the BMP: JSON-escaped as a pair, 12 bytes
+    response = await act(client, headers, reference, "request_supplement",
+                         message=wave * workflow.MAX_MESSAGE_CHARS,
+                         note=wave * workflow.MAX_NOTE_CHARS)
+    assert response.status == 200, await response.text()
+    assert status_of(runtime_of(client), reference) == "supplement_requested"
+
+
+async def post_in_two_packets(client: TestClient, path: str, body: bytes,
+                              headers: dict[str, str]) -> tuple[str, str]:
+    """POST over a raw connection, the body's second half 0.3 s after the first, as a slow
+    network delivers it; (status line, body of the answer)."""
+    host, port = client.server.host, client.server.port
+    reader, writer = await asyncio.open_connection(host, port)
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{head}"
+                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                 f"Connection: close\r\n\r\n".encode() + body[:len(body) // 2])
+    await writer.drain()
+    await asyncio.sleep(0.3)
+    writer.write(body[len(body) // 2:])
+    await writer.drain()
+    answer = (await reader.read()).decode()
+    writer.close()
+    status_line, _, rest = answer.partition("\r\n")
+    return status_line, rest.partition("\r\n\r\n")[2]
+
+
+async def test_an_action_arriving_in_two_packets_is_read_whole(client: TestClient) -> None:
+    reference, _ = file_application(runtime_of(client))
+    headers = await token_for(client, "olivia")
+    body = json.dumps({"action": "request_supplement",
+                       "message": "Please send the photos of the pipe. " * 60}).encode()
+    status_line, answer = await post_in_two_packets(
+        client, f"/api/applications/{reference}/actions", body, headers)
+    assert " 200 " in status_line, answer
+    assert status_of(runtime_of(client), reference) == "supplement_requested"
+
+
+async def test_half_an_emoji_in_the_api_is_refused_clearly_and_changes_nothing(
+        client: TestClient) -> None:
+    reference, _ = file_application(runtime_of(client))
+    headers = await token_for(client, "olivia")
+    response = await act(client, headers, reference, "request_supplement",
+                         message="Please send the photos \ud83d of the pipe.")
+    assert response.status == 400 and "lone surrogate" in (await response.json())["error"]
+    assert status_of(runtime_of(client), reference) == "submitted"
+    login = await client.post("/api/session", json={"username": "olivia\ud800",
+                                                    "password": PASSWORD})
+    assert login.status == 400 and "lone surrogate" in (await login.json())["error"]
+
+
+async def test_a_nul_in_an_address_or_a_user_name_is_refused_clearly(
+        client: TestClient) -> None:
+    reference, _ = file_application(runtime_of(client))
+    wrong = await log_in(client, "olivia\u0000")
+    assert wrong.status == 401 and "wrong" in await wrong.text()
+    api = await client.post("/api/session", json={"username": "olivia\u0000",
+                                                  "password": PASSWORD})
+    assert api.status == 401 and (await api.json())["code"] == "bad_credentials"
+    headers = await token_for(client, "olivia")
+    for path in (f"/api/applications/{reference}%00", "/api/applications?channel=web%00",
+                 "/api/applications?language=%00"):
+        response = await client.get(path, headers=headers)
+        assert response.status == 400 and "not text" in (await response.json())["error"], path
+    await log_in(client, "olivia")
+    for path in (f"/secretariat/applications/{reference}%00", "/secretariat?channel=%00"):
+        response = await client.get(path)
+        assert response.status == 400 and "not text" in await response.text(), path
 
 
 async def test_evidence_downloads_as_an_attachment_never_rendered(client: TestClient) -> None:

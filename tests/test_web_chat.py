@@ -218,6 +218,24 @@ async def test_oversize_text_is_refused_with_413(client: TestClient) -> None:
     assert "too long" in (await response.json())["error"]
 
 
+async def test_half_an_emoji_becomes_a_replacement_and_the_words_are_kept(
+        client: TestClient) -> None:
+    await client.get("/chat")
+    await say(client, "\ud83d the pipe is leaking")  # JSON.stringify of a broken emoji
+    page = await (await client.get("/chat")).text()
+    assert "\ufffd the pipe is leaking" in page
+
+
+async def test_a_form_not_in_utf8_is_refused_with_400(client: TestClient) -> None:
+    await client.get("/chat")
+    for content_type in ("application/x-www-form-urlencoded",
+                         "application/x-www-form-urlencoded; charset=no-such-charset"):
+        response = await client.post("/chat", data=b"text=\xff\xfe the pipe",
+                                     headers={"Content-Type": content_type},
+                                     allow_redirects=False)
+        assert response.status == 400 and "could not be read" in await response.text()
+
+
 async def test_oversize_file_is_refused_clearly_and_nothing_is_stored(
         client: TestClient) -> None:
     await client.get("/chat")
@@ -260,6 +278,15 @@ async def test_later_messages_reach_the_open_page(client: TestClient) -> None:
     assert [m["text"] for m in later] == ["The secretariat asks for a photo."]
     with transaction(runtime.sessions) as session:
         assert session.get_one(OutboxMessage, later[0]["id"]).state == "sent"
+
+
+async def test_polling_after_an_id_no_message_can_have_is_refused_with_400(
+        client: TestClient) -> None:
+    await client.get("/chat")
+    for after in ("99999999999999999999", "2147483648", "-1"):
+        response = await client.get(f"/chat/api/messages?after={after}")
+        assert response.status == 400, after
+        assert "could not be read" in (await response.json())["error"]
 
 
 async def test_healthz_is_ok(client: TestClient) -> None:

@@ -19,12 +19,16 @@ from gateway import review
 from gateway.decisions import NotFound, decide
 from gateway.staff import Staff
 from gateway.web import RUNTIME
+from gateway.web.chat import LONE_SURROGATE
 from gateway.web.openapi import openapi_document
 from gateway.web.secretariat import STATUS_OF, reference_of
 from gateway.web.staff_auth import AUTH, client_address, staff_from_bearer
 from intake import workflow
 
-MAX_BODY_BYTES = 64 * 1024
+# The largest action the rules allow: a message and a note of 20,000 characters each, every
+# character JSON-escaped at worst (one outside the BMP is a pair "\ud83d\ude00": 12 bytes),
+# with room for the other fields.
+MAX_BODY_BYTES = (workflow.MAX_MESSAGE_CHARS + workflow.MAX_NOTE_CHARS) * 12 + 64 * 1024
 HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 ApiHandler = Callable[[web.Request, Staff], Awaitable[Any]]
 
@@ -61,11 +65,14 @@ class BodyTooLarge(ValueError):
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object; ValueError when it is missing, too large (BodyTooLarge) or
-    not an object."""
+    """The request's JSON object; ValueError when it is missing, too large (BodyTooLarge),
+    not an object or holds text that is not Unicode."""
     if (request.content_length or 0) > MAX_BODY_BYTES:
         raise BodyTooLarge
-    body = await request.content.read(MAX_BODY_BYTES + 1)
+    try:
+        body = await request.read()  # the whole body, however many packets it came in
+    except web.HTTPRequestEntityTooLarge as error:
+        raise BodyTooLarge from error
     if len(body) > MAX_BODY_BYTES:
         raise BodyTooLarge
     try:
@@ -74,6 +81,9 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         raise ValueError("The request body is not valid JSON.") from error
     if not isinstance(payload, dict):
         raise ValueError("The request body must be a JSON object.")
+    if LONE_SURROGATE.search(json.dumps(payload, ensure_ascii=False)):
+        raise ValueError("The request body holds a lone surrogate (an escape \\ud800 to "
+                         "\\udfff without its pair), which is not text.")
     return payload
 
 

@@ -40,6 +40,10 @@ COOKIE_MAX_AGE = 365 * 24 * 3600
 TOKEN = re.compile(r"[A-Za-z0-9_-]{32,128}")
 CLIENT_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
 MAX_TEXT_BYTES = 200 * 1024
+# Half of a UTF-16 pair on its own (JSON.stringify's rendering of a broken emoji): not text.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# Outbox ids are 32-bit integers on PostgreSQL: a poll asking after a larger one is no poll.
+MAX_OUTBOX_ID = 2**31 - 1
 # Opening the page again within this time shows the transcript; later, a welcome back.
 RESUME_AFTER = timedelta(minutes=30)
 PAGE_HEADERS = {
@@ -229,12 +233,13 @@ def provider_id(client_id: Any) -> str:
 
 
 def checked_text(text: Any) -> str:
-    """The typed text, refused when it is not text or too long."""
+    """The typed text, refused when it is not text or too long; half of a broken emoji
+    becomes U+FFFD, so the rest of the words are kept."""
     if not isinstance(text, str):
         raise Refused(400, "bad_request")
     if len(text.encode("utf-8", errors="replace")) > MAX_TEXT_BYTES:
         raise Refused(413, "too_long")
-    return text
+    return LONE_SURROGATE.sub("\ufffd", text)
 
 
 @dataclass
@@ -253,6 +258,8 @@ async def read_form(request: web.Request) -> ChatForm:
         form = await request.post()
     except web.HTTPRequestEntityTooLarge as error:
         raise Refused(413, "file_too_large") from error
+    except (ValueError, LookupError) as error:  # bytes not in the charset, or no such charset
+        raise Refused(400, "bad_request") from error
     fields = {name: value for name, value in form.items() if isinstance(value, str)}
     text = checked_text(fields.get("choice") or fields.get("text") or "")
     upload = form.get("file")
@@ -452,6 +459,8 @@ async def api_messages_after(request: web.Request, token: str) -> web.StreamResp
         after = int(request.query.get("after", "0"))
     except ValueError as error:
         raise Refused(400, "bad_request") from error
+    if not 0 <= after <= MAX_OUTBOX_ID:
+        raise Refused(400, "bad_request")
     rows = await asyncio.to_thread(messages_after, request.app[RUNTIME], token, after)
     return web.json_response({"messages": [message_json(row.id, row.body) for row in rows]})
 

@@ -1,4 +1,5 @@
 """How large a request body each route accepts; anything larger is answered 413 with the reason.
+A path or query that is no storable text (a NUL, a lone surrogate) is answered 400.
 
 Every request passes `body_limits`: the route's limit becomes the request's `client_max_size`
 (so reading the body stops there, declared length or not), and a declared length over the
@@ -9,6 +10,7 @@ language, each webhook as its provider expects); for them the limit here is the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -28,6 +30,8 @@ NO_BODY_BYTES = 1024
 OTHER_BYTES = 64 * 1024
 ANSWERED_BY_THE_ROUTE = ("/chat", "/webhooks/")
 BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+# What no database column can hold (PostgreSQL refuses NUL; UTF-8 has no lone surrogates).
+NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -46,6 +50,14 @@ def body_limit(method: str, path: str, settings: Settings) -> int:
     if path.startswith("/secretariat/"):
         return SECRETARIAT_FORM_BYTES
     return OTHER_BYTES
+
+
+def not_text(path: str) -> web.Response:
+    """The refusal of an address holding characters that are not text (as JSON for the API)."""
+    message = "The address holds a character that is not text (a NUL or a lone surrogate)."
+    if path.startswith("/api/"):
+        return problem(400, "bad_request", message)
+    return web.Response(status=400, text=message, headers={"Cache-Control": "no-store"})
 
 
 def too_large(path: str, limit: int) -> web.Response:
@@ -68,3 +80,11 @@ async def body_limits(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request.clone(client_max_size=limit))
     except web.HTTPRequestEntityTooLarge:
         return too_large(request.path, limit)
+
+
+@web.middleware
+async def text_addresses(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse a path or query with characters no handler could look up or store."""
+    if NOT_TEXT.search(request.path) or NOT_TEXT.search(request.query_string):
+        return not_text(request.path)
+    return await handler(request)

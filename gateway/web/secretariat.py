@@ -110,7 +110,10 @@ def staff_page(handler: StaffHandler) -> Callable[[web.Request], Awaitable[web.S
             target = request.path_qs
             raise web.HTTPSeeOther(f"{LOGIN_PATH}?{urlencode({'next': target})}")
         if request.method == "POST":
-            form = await request.post()
+            try:
+                form = await request.post()
+            except UNREADABLE_FORM:
+                return error_page(request, staff, 400, FORM_NOT_READ)
             if not csrf_ok(request, str(form.get("csrf", "")), staff.csrf_token):
                 return error_page(request, staff, 403, "This form has expired or did not come "
                                   "from this site. Reload the page and try again.")
@@ -134,20 +137,23 @@ def reference_of(request: web.Request) -> str:
 
 
 def safe_next(target: str | None) -> str:
-    """Where to go after login: only a path of the secretariat on this site."""
+    """Where to go after login: only a path of the secretariat on this site, as a browser
+    sends it (ASCII, no control characters: a line break in the Location would fail the
+    login)."""
     if target and target.startswith("/secretariat") and not target.startswith("//") \
-            and "\\" not in target:
+            and "\\" not in target and target.isascii() and target.isprintable():
         return target
     return "/secretariat"
 
 
 def login_response(request: web.Request, message: str | None = None, status: int = 200,
-                   username: str = "") -> web.StreamResponse:
-    """The login page with a fresh CSRF nonce in a cookie and in the form."""
+                   username: str = "", next_page: str | None = None) -> web.StreamResponse:
+    """The login page with a fresh CSRF nonce in a cookie and in the form; after login it
+    goes to `next_page` (the page asked for), or to the `next` of the address."""
     nonce = secrets.token_urlsafe(32)
     response = render(request, "secretariat_login.html", {
         "staff": None, "csrf": nonce, "message": message, "username": username,
-        "next": safe_next(request.query.get("next"))}, status)
+        "next": safe_next(next_page or request.query.get("next"))}, status)
     response.set_cookie(LOGIN_COOKIE, nonce, path="/secretariat/login", httponly=True,
                         samesite="Strict", secure=secure_cookies(request))
     return response
@@ -160,27 +166,36 @@ async def login_page(request: web.Request) -> web.StreamResponse:
     return login_response(request)
 
 
+# A form whose bytes are not in the charset it names, or that names no charset Python knows.
+UNREADABLE_FORM = (ValueError, LookupError)
+FORM_NOT_READ = ("This form could not be read (its characters are not in the encoding it "
+                 "names). Reload the page and try again.")
+
+
 async def login_form(request: web.Request) -> web.StreamResponse:
     """Check the password under the rate limits; on success, the cookie and the queue."""
-    form = await request.post()
+    try:
+        form = await request.post()
+    except UNREADABLE_FORM:
+        return login_response(request, FORM_NOT_READ, 400)
     username = str(form.get("username", ""))[:64]
+    next_page = safe_next(str(form.get("next", "")))
     if not csrf_ok(request, str(form.get("csrf", "")), request.cookies.get(LOGIN_COOKIE, "")):
         return login_response(request, "The login form expired. Please try again.", 403,
-                              username)
+                              username, next_page)
     result = await asyncio.to_thread(request.app[AUTH].login, username,
                                      str(form.get("password", "")), client_address(request),
                                      "web")
     if result.refused == "throttled":
         response = login_response(
             request, f"Too many failed attempts. Try again in {result.retry_after // 60} "
-                     f"minutes.", 429, username)
+                     f"minutes.", 429, username, next_page)
         response.headers["Retry-After"] = str(result.retry_after)
         return response
     if result.token is None:
         return login_response(request, "The user name or the password is wrong.", 401,
-                              username)
-    response = web.Response(status=303, headers={"Location": safe_next(str(form.get("next",
-                                                                                  "")))})
+                              username, next_page)
+    response = web.Response(status=303, headers={"Location": next_page})
     set_login_cookie(response, request, result.token)
     response.del_cookie(LOGIN_COOKIE, path="/secretariat/login")
     return response
