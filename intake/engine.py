@@ -82,6 +82,7 @@ class Turn:
     start_new: bool = False
     supplement_text: str | None = None
     supplement_attachments: list[Attachment] = field(default_factory=list)
+    confidentiality_request: bool = False
     changed_fields: list[str] = field(default_factory=list)
 
 
@@ -348,14 +349,23 @@ class Engine:
 
     def _parse_boolean(self, state: State, text: str) -> bool:
         """Yes or no, by number (1 yes, 2 no) or word in any language."""
+        answer, _ = self._yes_or_no(text)
+        if answer is None:
+            raise Invalid("error.yes_no")
+        return answer
+
+    def _yes_or_no(self, text: str) -> tuple[bool | None, str]:
+        """Yes (True) or no (False) in any language, also as the first words of the answer
+        ("yes please", "Oui, ici", "是的，可以"), with what follows; None when neither."""
         folded = fold(text)
-        yes = {"1", "yes", "y", *self._words("words.yes")}
-        no = {"2", "no", "n", *self._words("words.no")}
-        if folded in yes:
-            return True
-        if folded in no:
-            return False
-        raise Invalid("error.yes_no")
+        words = [(word, True) for word in {"1", "yes", "y", *self._words("words.yes")}]
+        words += [(word, False) for word in {"2", "no", "n", *self._words("words.no")}]
+        opening = [(word, answer) for word, answer in words if folded == word or (
+            not word.isdigit() and folded.startswith(word) and not folded[len(word)].isalnum())]
+        if not opening:
+            return None, ""
+        word, answer = max(opening, key=lambda found: len(found[0]))
+        return answer, fold(folded[len(word):])
 
     def _parse_integer(self, step: Step, text: str) -> int:
         """A whole number within the step's bounds."""
@@ -380,15 +390,21 @@ class Engine:
     def _parse_contact(self, state: State, step: Step, text: str, ctx: Context) -> str:
         """The channel identity, confirmed with one tap, or contact details typed out."""
         channel_contact = self._channel_contact(state, step, ctx)
-        if channel_contact and fold(text) in {*self._words("words.yes"), "yes"}:
+        answer, rest = self._yes_or_no(text) if channel_contact else (None, "")
+        # Details typed after the yes or no ("no, call +243 81 234 5678") are kept as typed.
+        details = bool(re.search(r"\d|@", rest))
+        if channel_contact and answer:
             state.channel_contact_for = [*state.channel_contact_for, step.key]
-            return channel_contact
-        if channel_contact and fold(text) == "other":
+            return f"{channel_contact}; {self._parse_text(step, text)}" if details \
+                else channel_contact
+        if channel_contact and (answer is False and not details or fold(text) == "other"):
             raise Invalid("contact.type_other")
         return self._parse_text(step, text)
 
     def _longtext(self, state: State, step: Step, text: str, turn: Turn) -> bool:
         """Collect a long answer over several messages until the person says done."""
+        if self._skipped(state, step, turn, text):
+            return True
         if self._is_command(text, "done"):
             if not state.buffer:
                 raise Invalid("error.longtext_empty")
@@ -410,6 +426,8 @@ class Engine:
     def _evidence(self, state: State, step: Step, text: str, attachments: list[Attachment],
                   turn: Turn) -> bool:
         """Collect files and descriptions of evidence until the person says done."""
+        if not attachments and self._skipped(state, step, turn, text):
+            return True
         if self._is_command(text, "done") and not attachments:
             if not _present(state.answers.get("evidence")):
                 raise Invalid("error.evidence_empty")
@@ -427,6 +445,20 @@ class Engine:
             self._set(state, turn, "evidence", items)
             self._say(state, turn, "evidence.description_received")
         return self._is_command(text, "done")
+
+    def _skipped(self, state: State, step: Step, turn: Turn, text: str) -> bool:
+        """Whether the person skipped this optional question; a required one says it must be
+        answered, and the skip word is never kept as the answer."""
+        if not self._is_command(text, "skip"):
+            return False
+        if step.required:
+            raise Invalid("error.required")
+        if step.type == "evidence":
+            state.finished = [*state.finished, step.key]  # files sent earlier are kept
+        else:
+            state.buffer = []
+            self._set(state, turn, step.key, None)
+        return True
 
     def _add_evidence(self, state: State, turn: Turn, attachments: list[Attachment]) -> None:
         """Keep files as evidence items, whatever question they arrived with."""
@@ -531,6 +563,9 @@ class Engine:
             text += "\n" + self.catalogs.text(language, "hint.optional")
         if step.type in ("longtext", "evidence"):
             text += "\n" + self.catalogs.text(language, f"hint.{step.type}")
+        if step.type == "longtext" and state.buffer:
+            text += "\n" + self.catalogs.text(language, "longtext.received",
+                                              characters=sum(len(part) for part in state.buffer))
         if step.key in state.answers and step.type not in ("evidence",):
             current = self._display(state, step, state.answers[step.key], language)
             text += "\n" + self.catalogs.text(language, "hint.current_answer", answer=current)
@@ -650,6 +685,10 @@ class Engine:
             return turn
         elif command == "help" and not attachments:
             self._say(state, turn, "submitted.help", reference=state.reference)
+        elif self._asks_for_confidentiality(text) and not attachments:
+            turn.confidentiality_request = True
+            self._say(state, turn, "submitted.confidentiality_requested",
+                      reference=state.reference)
         elif text or attachments:
             turn.supplement_text = text or None
             turn.supplement_attachments = list(attachments)
@@ -706,7 +745,10 @@ class Engine:
             return self._ask(state, turn, ctx)
         if command == "language":
             state.return_to = REVIEW if state.status == REVIEW else state.current
-            return self._edit(state, "language", ctx, turn)
+            unsaved = state.buffer
+            self._edit(state, "language", ctx, turn)
+            state.buffer = unsaved  # the long answer being typed waits for the return
+            return turn
         self._say(state, turn, "error.command_here")
         return self._ask(state, turn, ctx)
 
@@ -783,9 +825,12 @@ class Engine:
 
     def _chose_confidentiality(self, state: State, text: str) -> bool:
         """Whether the person took the offer of a confidentiality request."""
-        folded = fold(text)
-        return folded in {"1", "confidentiality", fold(self._t(state, "anonymity.choice")),
-                          *self._words("words.confidentiality")}
+        return fold(text) == "1" or self._asks_for_confidentiality(text)
+
+    def _asks_for_confidentiality(self, text: str) -> bool:
+        """Whether the message asks for a confidentiality request, in any language."""
+        return fold(text) in {"confidentiality", *self._words("anonymity.choice"),
+                              *self._words("words.confidentiality")}
 
     def _start_confidentiality_detour(self, state: State, step: Step, ctx: Context, turn: Turn
                                       ) -> Turn:

@@ -235,6 +235,43 @@ def test_another_contact_can_be_given_instead_of_the_channel_contact() -> None:
     assert chat.answers["applicant.contact"] == "ngozi@example.org"
 
 
+def in_language(language: str) -> tuple[str, ...]:
+    """The English filing for oneself, with the language chosen at the start changed."""
+    return (FILING_FOR_ONESELF[0], language, *FILING_FOR_ONESELF[2:])
+
+
+@pytest.mark.parametrize(("language", "answer"), [
+    ("en", "yes please"), ("fr", "Oui, ici"), ("es", "Sí, claro"), ("id", "Ya, boleh"),
+    ("zh", "是的，可以"), ("sw", "Ndiyo"),
+])
+def test_a_yes_in_any_words_confirms_the_channel_contact(language: str, answer: str) -> None:
+    chat = at("applicant.contact", {"contact": CHANNEL_CONTACT}, in_language(language))
+    chat.send(answer)
+    assert chat.answers["applicant.contact"] == CHANNEL_CONTACT
+    assert chat.awaiting == "respondent.name"
+
+
+@pytest.mark.parametrize(("language", "answer", "asked"), [
+    ("en", "No", "Please type the phone number"), ("fr", "Non", "Veuillez écrire le numéro"),
+    ("sw", "Hapana", "Tafadhali andika namba"), ("id", "Tidak", "Mohon ketik nomor"),
+    ("zh", "不", "请输入秘书处能联系到您"), ("zh", "不可以", "请输入秘书处能联系到您"),
+    ("es", "No, gracias", "escriba el número de teléfono"),
+])
+def test_a_no_to_the_channel_contact_asks_for_another_way_to_reach_the_applicant(
+        language: str, answer: str, asked: str) -> None:
+    chat = at("applicant.contact", {"contact": CHANNEL_CONTACT}, in_language(language))
+    chat.send(answer)
+    assert asked in chat.text
+    assert "applicant.contact" not in chat.answers
+    assert chat.awaiting == "applicant.contact"
+
+
+def test_a_no_followed_by_other_contact_details_keeps_the_details() -> None:
+    chat = at("applicant.contact", hints={"contact": CHANNEL_CONTACT})
+    chat.send("No, call my sister on +243 81 234 5678")
+    assert chat.answers["applicant.contact"] == "No, call my sister on +243 81 234 5678"
+
+
 def test_agent_is_offered_the_channel_contact_for_the_agent_not_for_the_applicant() -> None:
     chat = Conversation({"contact": CHANNEL_CONTACT}).follow(FILING_AS_AGENT,
                                                              until="agent.contact")
@@ -263,6 +300,17 @@ def test_three_applicants_are_not_asked_for_representatives() -> None:
     assert chat.awaiting == "applicant.address"
 
 
+@pytest.mark.parametrize("answer", ["两千人", "一百户", "三百多人", "3千人", "2 ribu orang",
+                                    "watu elfu 2", "3 mil personas", "3 mille habitants",
+                                    "2 thousand", "3k"])
+def test_communities_counted_in_hundreds_or_thousands_are_asked_for_representatives(
+        answer: str) -> None:
+    chat = at("applicant.count")
+    chat.send(answer)
+    assert chat.answers["applicant.count"] >= 100
+    assert chat.awaiting == "applicant.representatives"
+
+
 def test_three_representatives_are_refused() -> None:
     chat = Conversation().follow(FILING_AS_AGENT, until="applicant.representatives")
     chat.send("Neema Mwamba, Furaha Ilunga, Jean Kasongo")
@@ -288,6 +336,20 @@ def test_refusing_to_give_a_contact_is_explained() -> None:
     chat.send("prefer not to say")
     assert "does not accept anonymous applications" in chat.text
     assert chat.awaiting == "applicant.contact"
+
+
+@pytest.mark.parametrize("sentence", [
+    "I want to stay anonymous", "Anonymous please", "我要匿名", "匿名申请",
+    "je préfère rester anonyme", "anónimo por favor", "quiero ser anónimo", "saya ingin anonim",
+    "nama dirahasiakan", "sitaki kutaja jina langu",
+])
+def test_asking_for_anonymity_in_a_sentence_is_explained_not_taken_as_the_name(
+        sentence: str) -> None:
+    chat = at("applicant.name")
+    chat.send(sentence)
+    assert "does not accept anonymous applications" in chat.text
+    assert chat.choices == ["confidentiality"]
+    assert "applicant.name" not in chat.answers
 
 
 def test_confidentiality_request_asks_its_four_parts_then_the_name_again() -> None:
@@ -491,11 +553,44 @@ def test_language_command_switches_language_and_returns_to_the_question() -> Non
     assert chat.awaiting == "respondent.name"
 
 
+def test_language_command_keeps_the_long_answer_being_written() -> None:
+    chat = at("dispute.facts")
+    chat.send("In March the tailings dam broke and flooded 40 houses in Kasulo.",
+              "Two children were injured and our wells are poisoned.")
+    chat.send("language", "1")
+    assert chat.awaiting == "dispute.facts"
+    assert "117 characters so far" in chat.text
+    chat.send("done")
+    assert chat.answers["dispute.facts"] == (
+        "In March the tailings dam broke and flooded 40 houses in Kasulo.\n\n"
+        "Two children were injured and our wells are poisoned.")
+
+
 def test_skip_is_refused_on_a_required_question() -> None:
     chat = at("respondent.name")
     chat.send("skip")
     assert "cannot be skipped" in chat.text
     assert chat.awaiting == "respondent.name"
+
+
+@pytest.mark.parametrize("key", ["dispute.facts", "dispute.claims", "dispute.reasons", "evidence"])
+@pytest.mark.parametrize("word", ["skip", "passer", "omitir", "ruka", "lewati", "跳过"])
+def test_skip_is_refused_on_a_required_long_answer_and_never_kept(key: str, word: str) -> None:
+    chat = at(key)
+    chat.send(word)
+    assert "cannot be skipped" in chat.text
+    chat.send("done")
+    assert chat.awaiting == key
+    assert key not in chat.answers
+    assert not chat.engine.completeness(chat.answers)[key]
+
+
+def test_skip_in_the_middle_of_a_long_answer_keeps_what_was_written() -> None:
+    chat = at("dispute.facts")
+    chat.send(FACTS, "skip")
+    assert "cannot be skipped" in chat.text
+    chat.send("done")
+    assert chat.answers["dispute.facts"] == FACTS
 
 
 def test_skip_moves_on_from_an_optional_question() -> None:
@@ -539,6 +634,18 @@ def test_files_after_submission_are_added_to_the_application() -> None:
     turn = chat.send(attachments=(photo("new_leak.jpg"),))
     assert [a.filename for a in turn.supplement_attachments] == ["new_leak.jpg"]
     assert turn.supplement_text is None
+
+
+@pytest.mark.parametrize("request_words", ["request confidentiality", "Confidentiality",
+                                           "申请保密", "保密", "Demander la confidentialité"])
+def test_confidentiality_request_after_submission_is_confirmed_not_added_as_material(
+        request_words: str) -> None:
+    chat = submitted(Conversation())
+    turn = chat.send(request_words)
+    assert turn.confidentiality_request
+    assert turn.supplement_text is None
+    assert f"Your confidentiality request is recorded with application {REFERENCE}" in chat.text
+    assert "within 3 working days" in chat.text
 
 
 # -- coming back ------------------------------------------------------------------------------

@@ -10,7 +10,10 @@ from intake.text import clean, has_words, is_refusal, parse_count, split_names
 @pytest.mark.parametrize("answer", [
     "anonymous", "Anonymous.", "ANONYME", "匿名", "no name", "N/A", "x", "-", "???", "",
     "😶", "prefer not to say", "I don't want to give my name", "保密", "不想说",
-    "我不想透露姓名",
+    "我不想透露姓名", "I want to stay anonymous", "Anonymous please", "我要匿名", "匿名申请",
+    "je préfère rester anonyme", "anónimo por favor", "quiero ser anónimo", "saya ingin anonim",
+    "nama dirahasiakan", "sitaki kutaja jina langu", "bila jina tafadhali",
+    "je ne souhaite pas donner mon nom", "saya tidak mau menyebutkan nama",
 ])
 def test_refusal_to_give_a_name_is_recognised(answer: str) -> None:
     assert is_refusal(answer)
@@ -18,7 +21,10 @@ def test_refusal_to_give_a_name_is_recognised(answer: str) -> None:
 
 @pytest.mark.parametrize("name", [
     "Li Na", "Ngozi Okafor", "王芳", "Xu Ming", "Ng Wai Man", "Noé Kasongo", "Nonhlanhla Dlamini",
-    "Siri Hansen", "Kasulo community", "Haki Madini",
+    "Siri Hansen", "Kasulo community", "Haki Madini", "Amani", "Annisa", "Nadia", "Ana Nimo",
+    "Anon Chaiyaporn", "Nimo Abdi", "Rahma Siregar", "Dian Sastrowardoyo", "Jina Mwangi",
+    "Nonhle Zulu", "Amina Mohamed", "Noor Anisa", "Minera Andina Sociedad Anónima",
+    "Kolwezi Mining Société Anonyme", "刘安宁", "尼莫",
 ])
 def test_real_names_are_not_refusals(name: str) -> None:
     assert not is_refusal(name)
@@ -26,13 +32,18 @@ def test_real_names_are_not_refusals(name: str) -> None:
 
 @pytest.mark.parametrize(("answer", "count"), [
     ("12", 12), ("about 40 families", 40), ("三", 3), ("三个人", 3), ("1,200", 1200),
-    ("2 000", 2000), ("２０", 20),
+    ("2 000", 2000), ("２０", 20), ("十二个人", 12), ("两千人", 2000), ("一百户", 100),
+    ("三百多人", 300), ("一万", 10000), ("3千人", 3000), ("1.5万人", 15000), ("几百户", 100),
+    ("2 ribu orang", 2000), ("5 ratus keluarga", 500), ("watu elfu 2", 2000),
+    ("3 mil personas", 3000), ("3 mille habitants", 3000), ("2 thousand", 2000), ("3k", 3000),
+    ("1.5k", 1500), ("hundreds of families", 100), ("ribuan orang", 1000),
 ])
 def test_count_is_read_from_the_answer(answer: str, count: int) -> None:
     assert parse_count(answer) == count
 
 
-@pytest.mark.parametrize("answer", ["many", "10 or 20", "40 families, 200 people", ""])
+@pytest.mark.parametrize("answer", ["many", "10 or 20", "40 families, 200 people", "", "1.5",
+                                    "40户，200人"])
 def test_answer_without_one_clear_count_gives_none(answer: str) -> None:
     assert parse_count(answer) is None
 
