@@ -201,6 +201,9 @@ class MailFiling:
             return [OutboundMessage(text, ends_turn=True)], Turn()
         if turn.supplement_attachments or turn.supplement_text:
             self.service._supplement(session, conversation, turn, now)
+        if turn.confidentiality_request:
+            self.service._request_confidentiality(session, conversation,
+                                                  row.received_at or now, now)
         text = "\n\n".join(m.text for m in turn.messages if m.text)
         direction = turn.messages[-1].direction if turn.messages else "ltr"
         return [OutboundMessage(text, ends_turn=True, reference=state.reference,

@@ -336,6 +336,8 @@ class IntakeService:
             messages = self.engine.resume(state, Context(hints=hints)).messages
         if turn.supplement_attachments or turn.supplement_text:
             self._supplement(session, conversation, turn, now)
+        if turn.confidentiality_request:
+            self._request_confidentiality(session, conversation, message.received_at or now, now)
         if turn.submit:
             messages += self._submit(session, conversation, state, message.received_at or now)
         self._queue_translations(session, conversation, state, turn, now)
@@ -398,6 +400,28 @@ class IntakeService:
             message_language=conversation.language))
         application.status = back_to
         application.status_changed_at = now
+
+    def _request_confidentiality(self, session: Session, conversation: Conversation,
+                                 received_at: datetime, now: datetime) -> None:
+        """A confidentiality request made after submission (Ch.6 §2: at any time) is stored
+        with the application and waits for the secretariat's decision, as one made in the form
+        does; asking again while one is pending or granted only adds to the history."""
+        if conversation.application_id is None:
+            return
+        application = session.get_one(Application, conversation.application_id)
+        if not (application.confidentiality_requested
+                and application.confidentiality_decision != "refused"):
+            decision = confidentiality_decision_deadline(received_at)
+            application.confidentiality_requested = True
+            application.confidentiality_decision = None
+            application.confidentiality_decided_at = None
+            application.confidentiality_decision_deadline = decision.due
+            application.confidentiality_decision_deadline_provisional = decision.provisional
+            application.fields = {**application.fields, "confidentiality.requested": True}
+        repository.add_action(session, ApplicationAction(
+            application_id=application.id, at=now, actor="applicant",
+            action="confidentiality_requested", from_status=application.status,
+            to_status=application.status))
 
     def _queue_translations(self, session: Session, conversation: Conversation, state: State,
                             turn: Turn, now: datetime) -> None:

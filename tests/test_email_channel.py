@@ -269,6 +269,22 @@ async def test_status_after_submission(mail: Mail) -> None:
     assert answer["In-Reply-To"] == "<status-1@example.net>"
 
 
+async def test_a_confidentiality_request_by_mail_after_submission_is_recorded(
+        mail: Mail) -> None:
+    mail.deliver("complete_labelled_en")
+    await mail.settle()
+    assert not mail.applications()[0].confidentiality_requested
+    token = token_of(mail.replies_to("jane.mwamba@example.net")[0])
+    mail.deliver(f"From: jane.mwamba@example.net\r\nTo: intake+{token}@mcm.example.org\r\n"
+                 f"Subject: Re: x\r\nMessage-ID: <conf-1@example.net>\r\n\r\n"
+                 f"request confidentiality\r\n")
+    await mail.settle()
+    application = mail.applications()[0]
+    assert application.confidentiality_requested
+    assert application.confidentiality_decision_deadline is not None
+    assert "confidential" in body(mail.replies_to("jane.mwamba@example.net")[-1]).lower()
+
+
 # -- the mailbox ---------------------------------------------------------------------------------
 
 

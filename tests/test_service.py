@@ -19,7 +19,8 @@ from gateway.settings import Settings
 from gateway.workers import run_once
 from intake.deadlines import formal_review_deadline
 from intake.messages import InboundMessage
-from storage import repository
+from intake.translation import SUPPLEMENT
+from storage import repository, translations
 from storage.db import transaction
 from storage.models import Application, Conversation, Evidence, OutboxMessage
 from storage.models import InboundMessage as InboundRow
@@ -195,6 +196,30 @@ def test_confidentiality_request_gets_its_own_deadline(runtime: Runtime) -> None
     assert application.confidentiality_decision_deadline is not None
     assert application.confidentiality_decision_deadline < application.formal_review_deadline
     assert application.fields["confidentiality.audiences"] == ["respondent", "public"]
+
+
+@pytest.mark.parametrize(("filing", "request_words", "confirmation"), [
+    (ENGLISH_FILING, "request confidentiality", "Your confidentiality request is recorded"),
+    (CHINESE_FILING, "申请保密", "您的保密申请已记录"),
+])
+def test_confidentiality_request_after_submission_is_recorded_on_the_application(
+        runtime: Runtime, filing: list[str], request_words: str, confirmation: str) -> None:
+    file(runtime, "jane", filing)
+    assert not only_application(runtime).confidentiality_requested
+    reply = send(runtime, "jane", request_words)
+    assert confirmation in reply[-1].message.text
+    application = only_application(runtime)
+    with transaction(runtime.sessions) as session:
+        entry = queue_entry(runtime.engine, application)
+        history = [a.action for a in repository.actions_of(session, application.id)]
+        material = [job for job in translations.of_application(session, application.id)
+                    if job.field_key == SUPPLEMENT]
+    assert entry["confidentiality_requested"]
+    assert entry["confidentiality_decision_deadline"] is not None
+    assert application.confidentiality_decision_deadline < application.formal_review_deadline
+    assert application.fields["confidentiality.requested"] is True
+    assert history == ["confidentiality_requested"]
+    assert material == []
 
 
 def test_crash_in_processing_keeps_message_and_worker_retries(runtime: Runtime,

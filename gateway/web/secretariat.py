@@ -51,6 +51,7 @@ ACTION_LABELS = {
     "refuse_confidentiality": "Refuse the confidentiality request",
     "note": "Add an internal note",
     "supplement_answered": "The applicant answered",
+    "confidentiality_requested": "The applicant asked for confidentiality",
 }
 STATUS_LABELS = {
     "submitted": "Submitted", "under_review": "Under formal review",
