@@ -228,15 +228,6 @@ def mark_sent(session: Session, outbox_ids: Sequence[int], now: datetime) -> Non
                         .values(state="sent", sent_at=now, attempts=OutboxMessage.attempts + 1))
 
 
-def outbox_after(session: Session, conversation_id: int, after_id: int) -> list[OutboxMessage]:
-    """A conversation's messages to the person newer than `after_id`."""
-    statement = (select(OutboxMessage)
-                 .where(OutboxMessage.conversation_id == conversation_id,
-                        OutboxMessage.id > after_id)
-                 .order_by(OutboxMessage.id))
-    return list(session.scalars(statement))
-
-
 def undelivered(session: Session, channel: str, sender: str) -> list[OutboxMessage]:
     """Messages still waiting for a person on a channel that delivers when they come back
     (the terminal: the secretariat's notices are shown at the next `gateway chat`)."""

@@ -394,6 +394,23 @@ async def test_every_transition_and_role_through_the_api(client: TestClient) -> 
     assert {e.username for e in decisions_logged} == {"olivia", "sam", "ada"}
 
 
+async def test_a_question_on_an_earlier_application_reaches_the_chat_after_new(
+        client: TestClient) -> None:
+    runtime = runtime_of(client)
+    reference, sender = file_application(runtime)
+    client.session.cookie_jar.update_cookies({"gateway_chat": sender})
+    started = await client.post("/chat/api/messages", json={"text": "new",
+                                                            "client_id": str(uuid.uuid4())})
+    last_seen = max(m["id"] for m in (await started.json())["messages"])
+    await log_in(client, "olivia")
+    await page_action(client, reference, action="start_review")
+    await page_action(client, reference, action="request_supplement", message_language="en",
+                      message="Please send the date when the pipe was built.")
+    polled = await (await client.get(f"/chat/api/messages?after={last_seen}")).json()
+    assert any("Please send the date when the pipe was built." in m["text"]
+               for m in polled["messages"])
+
+
 async def test_notice_in_the_applicants_language_needs_no_translation(
         client: TestClient) -> None:
     runtime = runtime_of(client)

@@ -466,14 +466,15 @@ async def api_messages_after(request: web.Request, token: str) -> web.StreamResp
 
 
 def messages_after(runtime: Runtime, sender: str, after: int) -> list[OutboxMessage]:
-    """The newest conversation's messages after an outbox id, now recorded as delivered."""
+    """This browser's messages after an outbox id, now recorded as delivered: those of every
+    conversation it had, so that the secretariat's question on an application filed before
+    'new' reaches the chat that is open."""
     with transaction(runtime.sessions) as session:
-        conversation_id = session.scalar(
-            select(Conversation.id).where(repository.by_sender(
-                session, Conversation, CHANNEL, sender))
-            .order_by(Conversation.id.desc()).limit(1))
-        rows = repository.outbox_after(session, conversation_id, after) \
-            if conversation_id else []
+        conversations = select(Conversation.id).where(repository.by_sender(
+            session, Conversation, CHANNEL, sender))
+        rows = list(session.scalars(select(OutboxMessage).where(
+            OutboxMessage.conversation_id.in_(conversations), OutboxMessage.id > after)
+            .order_by(OutboxMessage.id)))
     deliver_pending(runtime, rows)
     return rows
 
