@@ -265,6 +265,8 @@ class IntakeService:
         if conversation is None:
             conversation = repository.new_conversation(session, row.channel, row.sender, now,
                                                        row.hints)
+        else:
+            conversation = self._answering_the_secretariat(session, conversation)
         if failed is None:
             failed = delivery.failed_media(session, [row.id]).get(row.id, [])
         notices = self._media_notices(conversation, failed)
@@ -282,6 +284,15 @@ class IntakeService:
         row.processed_at = now
         row.error = None
         return queued
+
+    def _answering_the_secretariat(self, session: Session, conversation: Conversation
+                                   ) -> Conversation:
+        """The conversation a message belongs to: after 'new', a person whose last message
+        from us is the secretariat's request for more information on an earlier application,
+        and who has not begun the new draft, is answering that request."""
+        if conversation.application_id is not None or (conversation.state or {}).get("answers"):
+            return conversation
+        return repository.awaiting_answer(session, conversation) or conversation
 
     def _media_notices(self, conversation: Conversation, failed: Sequence[MediaDownload]
                        ) -> list[OutboundMessage]:

@@ -369,6 +369,25 @@ def application_for_update(session: Session, reference: str) -> Application | No
     return session.scalars(statement).first()
 
 
+def awaiting_answer(session: Session, draft: Conversation) -> Conversation | None:
+    """The conversation of the sender's application that waits for their answer to the
+    secretariat's request for more information, when that request is the last thing they
+    were sent (after everything of `draft`, their newer conversation), locked; else None."""
+    waiting = session.scalars(
+        select(Conversation)
+        .join(Application, Application.id == Conversation.application_id)
+        .where(by_sender(session, Conversation, draft.channel, draft.sender),
+               Conversation.id != draft.id, Application.status == "supplement_requested")
+        .order_by(Conversation.id.desc()).limit(1).with_for_update(of=Conversation)).first()
+    if waiting is None:
+        return None
+    last = {conversation_id: latest for conversation_id, latest in session.execute(
+        select(OutboxMessage.conversation_id, func.max(OutboxMessage.id))
+        .where(OutboxMessage.conversation_id.in_([waiting.id, draft.id]))
+        .group_by(OutboxMessage.conversation_id))}
+    return waiting if last.get(waiting.id, 0) > last.get(draft.id, 0) else None
+
+
 def conversation_of(session: Session, application_id: int) -> Conversation | None:
     """The conversation an application was filed in (its notices go there)."""
     return session.scalars(select(Conversation).where(

@@ -409,6 +409,37 @@ async def test_a_question_on_an_earlier_application_reaches_the_chat_after_new(
     polled = await (await client.get(f"/chat/api/messages?after={last_seen}")).json()
     assert any("Please send the date when the pipe was built." in m["text"]
                for m in polled["messages"])
+    # The new draft is not begun and the question is the last thing they were sent: their
+    # message answers it, and the new draft waits where it was.
+    answer = await client.post("/chat/api/messages", json={
+        "text": "The pipe was built in January 2026.", "client_id": str(uuid.uuid4())})
+    assert any("again under formal review" in m["text"]
+               for m in (await answer.json())["messages"])
+    assert status_of(runtime, reference) == "under_review"
+    page = await (await client.get(f"/secretariat/applications/{reference}")).text()
+    assert "The pipe was built in January 2026." in page
+    language = await client.post("/chat/api/messages", json={"text": "1",
+                                                             "client_id": str(uuid.uuid4())})
+    assert status_of(runtime, reference) == "under_review"
+    assert not any("again under formal review" in m["text"]
+                   for m in (await language.json())["messages"])
+
+
+async def test_a_person_who_began_a_new_draft_goes_on_with_it_after_a_question(
+        client: TestClient) -> None:
+    runtime = runtime_of(client)
+    reference, sender = file_application(runtime)
+    client.session.cookie_jar.update_cookies({"gateway_chat": sender})
+    for line in ("new", "1"):  # a new application, its language chosen
+        await client.post("/chat/api/messages", json={"text": line,
+                                                      "client_id": str(uuid.uuid4())})
+    await log_in(client, "olivia")
+    await page_action(client, reference, action="start_review")
+    await page_action(client, reference, action="request_supplement", message_language="en",
+                      message="Please send the date when the pipe was built.")
+    await client.post("/chat/api/messages", json={"text": "Myself",
+                                                  "client_id": str(uuid.uuid4())})
+    assert status_of(runtime, reference) == "supplement_requested"  # it went to the draft
 
 
 async def test_notice_in_the_applicants_language_needs_no_translation(
