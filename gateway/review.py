@@ -49,8 +49,8 @@ IDENTITY_COLUMNS = ("applicant.name", "applicant.address", "applicant.contact", 
 YES = frozenset({"1", "yes", "true", "on"})
 NO = frozenset({"0", "no", "false", "off"})
 MAX_FILTER_CHARS = 80
-WEB_CHAT_CHANNEL = "web"
 WEB_CHAT_SENDER = "web chat"
+WEB_CHAT_CHANNEL = "web"  # gateway.web.chat.CHANNEL, not imported: the CLI reads this module
 
 
 class BadFilter(ValueError):

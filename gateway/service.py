@@ -347,10 +347,11 @@ class IntakeService:
             messages = self.engine.resume(state, Context(hints=hints)).messages
         if turn.supplement_attachments or turn.supplement_text:
             self._supplement(session, conversation, turn, now)
+        received = message.received_at or now  # the deadlines count from receipt
         if turn.confidentiality_request:
-            self._request_confidentiality(session, conversation, message.received_at or now, now)
+            self._request_confidentiality(session, conversation, received, now)
         if turn.submit:
-            messages += self._submit(session, conversation, state, message.received_at or now)
+            messages += self._submit(session, conversation, state, received)
         self._queue_translations(session, conversation, state, turn, now)
         self._save_state(conversation, state, now)
         rows = repository.add_outbox(session, conversation, messages, now, flush=False)

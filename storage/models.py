@@ -27,6 +27,8 @@ from storage.sealing import BlindIndex, Sealed, SealedText, channel_and, listen
 # What the blind indexes of sealed values are computed over (storage.sealing).
 SENDER_INDEX = BlindIndex("sender_index", "sender", channel_and)
 PROVIDER_ID_INDEX = BlindIndex("provider_message_index", "provider_message", channel_and)
+# The id columns are INTEGER (32 bits on PostgreSQL): a larger number names no row.
+MAX_ROW_ID = 2**31 - 1
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -32,7 +32,7 @@ from intake.catalog import RIGHT_TO_LEFT, Catalogs
 from intake.messages import Attachment, InboundMessage, OutboundMessage
 from storage import repository
 from storage.db import transaction
-from storage.models import Conversation, OutboxMessage
+from storage.models import MAX_ROW_ID, Conversation, OutboxMessage
 
 CHANNEL = "web"
 COOKIE = "gateway_chat"
@@ -42,8 +42,6 @@ CLIENT_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
 MAX_TEXT_BYTES = 200 * 1024
 # Half of a UTF-16 pair on its own (JSON.stringify's rendering of a broken emoji): not text.
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-# Outbox ids are 32-bit integers on PostgreSQL: a poll asking after a larger one is no poll.
-MAX_OUTBOX_ID = 2**31 - 1
 # Opening the page again within this time shows the transcript; later, a welcome back.
 RESUME_AFTER = timedelta(minutes=30)
 PAGE_HEADERS = {
@@ -459,7 +457,7 @@ async def api_messages_after(request: web.Request, token: str) -> web.StreamResp
         after = int(request.query.get("after", "0"))
     except ValueError as error:
         raise Refused(400, "bad_request") from error
-    if not 0 <= after <= MAX_OUTBOX_ID:
+    if not 0 <= after <= MAX_ROW_ID:  # a poll after no possible id is no poll
         raise Refused(400, "bad_request")
     rows = await asyncio.to_thread(messages_after, request.app[RUNTIME], token, after)
     return web.json_response({"messages": [message_json(row.id, row.body) for row in rows]})

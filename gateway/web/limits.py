@@ -19,6 +19,7 @@ from gateway.settings import Settings
 from gateway.web import RUNTIME
 from gateway.web.api import MAX_BODY_BYTES as API_BODY_BYTES
 from gateway.web.api import problem
+from gateway.web.chat import LONE_SURROGATE
 from gateway.web.chat import MAX_TEXT_BYTES as CHAT_TEXT_BYTES
 
 # Room for a multipart form's boundaries and fields around an uploaded file.
@@ -31,7 +32,7 @@ OTHER_BYTES = 64 * 1024
 ANSWERED_BY_THE_ROUTE = ("/chat", "/webhooks/")
 BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 # What no database column can hold (PostgreSQL refuses NUL; UTF-8 has no lone surrogates).
-NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
+NOT_TEXT = re.compile(f"\x00|{LONE_SURROGATE.pattern}")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

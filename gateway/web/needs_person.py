@@ -26,11 +26,10 @@ from intake.engine import State
 from storage import mail as mail_store
 from storage import repository
 from storage.db import transaction
-from storage.models import Application, Conversation
+from storage.models import MAX_ROW_ID, Application, Conversation
 from storage.models import InboundMessage as InboundRow
 
 PATH = "/secretariat/messages"
-MAX_ROW_ID = 2**31 - 1  # the id columns are INTEGER; a larger id names no message
 
 
 def setup_needs_person(app: web.Application) -> None:
