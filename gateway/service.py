@@ -458,7 +458,7 @@ class IntakeService:
 
     def _save_state(self, conversation: Conversation, state: State, now: datetime) -> None:
         conversation.state = state.to_dict()
-        conversation.language = state.language
+        conversation.language = state.language or state.guessed_language
         conversation.updated_at = now
         if conversation.status == "expired":
             conversation.status, conversation.expired_at = "draft", None

@@ -32,6 +32,8 @@ DECLARATION = "declaration.accepted"
 CONFIRM_RESTART = "restart"
 COMMANDS = ("help", "back", "edit", "restart", "status", "language", "skip", "done", "new")
 SUMMARY_VALUE_CHARS = 160
+# Fewer letters than this ("ok", "xyz") say too little to change the language spoken.
+MIN_LETTERS_TO_GUESS = 4
 
 
 @dataclass
@@ -40,6 +42,8 @@ class State:
 
     status: str = "new"  # new | filling | review | declaration | submitted
     language: str | None = None
+    # The language the person seems to write in, spoken until they choose one.
+    guessed_language: str | None = None
     current: str | None = None
     answers: dict[str, Any] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
@@ -216,6 +220,7 @@ class Engine:
                                self.catalogs.default_language)
         state.status = "filling"
         state.language = None
+        state.guessed_language = guess
         state.current = "language"
         self._say(state, turn, "welcome", lang=guess)
         return self._ask(state, turn, ctx, lang=guess)
@@ -231,6 +236,8 @@ class Engine:
             return self._declaration_input(state, text, ctx, turn)
         step = self.form.step(state.current or "language")
         text = self._number_to_choice(state, step, text, ctx)
+        if step.key == "language" and state.language is None:
+            text = self._first_language_reply(state, step, text, ctx)
         if state.anonymity_offered == step.key and self._chose_confidentiality(state, text):
             return self._start_confidentiality_detour(state, step, ctx, turn)
         try:
@@ -253,6 +260,30 @@ class Engine:
             shown = self._choices(state, step, ctx, self._lang(state))
         number = int(folded)
         return shown[number - 1].id if 1 <= number <= len(shown) else text
+
+    def _first_language_reply(self, state: State, step: Step, text: str, ctx: Context) -> str:
+        """The first answer to "which language?", before any language is chosen. A yes ("oui",
+        "ndiyo", "是") takes the language the question was asked in. Words that name no
+        language are read for the language they are written in, so that the error and the
+        question again are in it: the web and terminal chats greet before the person has
+        written anything, and a Swahili speaker who answers in Swahili should not be told
+        off in English."""
+        if self._match_choice(state, step, text) is not None:
+            return text
+        answer, rest = self._yes_or_no(text)
+        if answer and not rest:
+            saying = [language for language in self.form.languages
+                      if fold(text) in self._words_of(language, "words.yes")]
+            if state.guessed_language in saying:  # "oui" in French, "ok" in English
+                return state.guessed_language
+            if len(saying) == 1:  # "oui" to a question asked in English: ask in French
+                state.guessed_language = saying[0]
+            return text
+        if sum(ch.isalpha() for ch in text) >= MIN_LETTERS_TO_GUESS:
+            state.guessed_language = guess_language(
+                text, ctx.hints, self.form.languages, self.detector,
+                state.guessed_language or self.catalogs.default_language)
+        return text
 
     def _apply(self, state: State, step: Step, text: str, attachments: list[Attachment],
                ctx: Context, turn: Turn) -> bool:
@@ -896,9 +927,14 @@ class Engine:
         return {fold(w) for text in self.catalogs.all_texts(msgid) for w in text.split(",")
                 if w.strip()}
 
+    def _words_of(self, language: str, msgid: str) -> set[str]:
+        """The comma-separated words of a catalog entry in one language, folded."""
+        return {fold(w) for w in self.catalogs.text(language, msgid).split(",") if w.strip()}
+
     def _lang(self, state: State) -> str:
-        """The conversation's language, or the deployment default before it is chosen."""
-        return state.language or self.catalogs.default_language
+        """The conversation's language; before it is chosen, the one the person seems to
+        write in, or the deployment default."""
+        return state.language or state.guessed_language or self.catalogs.default_language
 
     def _direction(self, state: State) -> str:
         """Text direction of the conversation's language."""

@@ -544,6 +544,61 @@ def test_status_reports_progress_and_asks_again() -> None:
     assert chat.awaiting == "respondent.name"
 
 
+def greeted_before_writing(hints: dict[str, str] | None = None) -> Conversation:
+    """The web and terminal chats: the welcome and the language question come first."""
+    chat = Conversation(hints)
+    chat.turn = chat.engine.resume(chat.state, chat.context)
+    assert chat.awaiting == "language"
+    return chat
+
+
+def choice_error(chat: Conversation, language: str) -> str:
+    return chat.engine.catalogs.text(language, "error.choice", count=9)
+
+
+def test_words_in_another_language_at_the_language_question_ask_again_in_it() -> None:
+    chat = greeted_before_writing()
+    chat.send("Здравствуйте, я хочу подать жалобу на рудник")
+    assert choice_error(chat, "ru") in chat.text
+    assert choice_error(chat, "en") not in chat.text
+    assert chat.engine.catalogs.text("ru", "field.language.prompt") in chat.text
+    assert chat.awaiting == "language" and chat.state.language is None
+    chat.send("да")
+    assert chat.state.language == "ru"
+    assert chat.awaiting == "applicant.on_behalf"
+
+
+@pytest.mark.parametrize(("first", "yes", "language"), [
+    ("你好", "是", "zh"), ("Здравствуйте", "да", "ru"), ("hello", "ok", "en")])
+def test_yes_to_the_language_question_takes_the_language_it_was_asked_in(
+        first: str, yes: str, language: str) -> None:
+    chat = Conversation()
+    chat.send(first, yes)
+    assert chat.state.language == language
+    assert chat.awaiting == "applicant.on_behalf"
+
+
+def test_a_yes_of_one_language_to_a_question_in_another_asks_again_in_its_language() -> None:
+    chat = greeted_before_writing()
+    chat.send("oui")
+    assert chat.state.language is None and chat.awaiting == "language"
+    assert choice_error(chat, "fr") in chat.text
+    chat.send("oui")
+    assert chat.state.language == "fr"
+    assert chat.engine.catalogs.text("fr", "field.applicant.on_behalf.prompt") in chat.text
+
+
+def test_a_guessed_language_is_spoken_only_until_one_is_chosen() -> None:
+    chat = greeted_before_writing()
+    chat.send("xyz")  # too little to read: still English
+    assert choice_error(chat, "en") in chat.text
+    chat.send("你好，我想投诉矿山")
+    assert choice_error(chat, "zh") in chat.text
+    chat.send("Español")
+    assert chat.state.language == "es"
+    assert chat.engine.catalogs.text("es", "field.applicant.on_behalf.prompt") in chat.text
+
+
 def test_language_command_switches_language_and_returns_to_the_question() -> None:
     chat = at("respondent.name")
     chat.send("language")
