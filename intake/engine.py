@@ -25,7 +25,15 @@ from intake.deadlines import Deadline
 from intake.form import REQUIRED_ITEMS, Form, Step
 from intake.language import LanguageDetector, ScriptOnly, guess_language
 from intake.messages import Attachment, Choice, InboundMessage, OutboundMessage
-from intake.text import clean, fold, has_words, is_refusal, parse_count, split_names
+from intake.text import (
+    clean,
+    fold,
+    has_words,
+    is_refusal,
+    is_unknown,
+    parse_count,
+    split_names,
+)
 
 REVIEW = "review"
 DECLARATION = "declaration.accepted"
@@ -326,6 +334,8 @@ class Engine:
             raise Invalid("error.required")
         if step.refuse_anonymous and is_refusal(text):
             raise Invalid("error.anonymous")
+        if step.refuse_unknown and is_unknown(text):
+            raise Invalid(f"field.{step.key}.unknown")
         if not has_words(text):
             raise Invalid("error.no_words")
         self._check_length(step, text)

@@ -70,6 +70,7 @@ class Step:
     when: Condition | None = None
     identity: bool = False
     refuse_anonymous: bool = False
+    refuse_unknown: bool = False
     required_item: int | None = None
     choices: tuple[ChoiceDef, ...] = ()
     limits: dict[str, int] = field(default_factory=dict)
@@ -140,6 +141,7 @@ def _step(raw: dict[str, Any]) -> Step:
         when=_condition(raw["key"], raw.get("when")),
         identity=bool(raw.get("identity", False)),
         refuse_anonymous=bool(raw.get("refuse_anonymous", False)),
+        refuse_unknown=bool(raw.get("refuse_unknown", False)),
         required_item=raw.get("required_item"),
         choices=tuple(
             ChoiceDef(str(c["id"]), tuple(str(a) for a in c.get("aliases", [])))

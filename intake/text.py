@@ -87,6 +87,33 @@ def is_refusal(text: str) -> bool:
                 or _ANONYMITY_WORDS.intersection(re.findall(r"\w+", words)))
 
 
+# "I don't know" as a whole answer, in the languages applicants write in, with the object
+# people add ("I don't know the address", "je ne la connais pas").
+_UNKNOWN = re.compile(
+    r"^(?:"
+    r"(?:i\s+)?(?:do\s*n[o']?t|do\s+not|dunno)\s+know(?:\s+(?:it|that|where|the\s+\w+))?"
+    r"|i\s+have\s+no\s+idea|no\s+idea|not\s+sure|idk|unknown|not\s+known|n/?a|\?+"
+    r"|(?:je\s+ne\s+)?(?:sais|connais)\s+pas(?:\s+(?:l'\w+|le\s+\w+|la\s+\w+))?"
+    r"|je\s+ne\s+(?:le|la|les)\s+(?:sais|connais)\s+pas|j'?sais\s+pas|aucune\s+id[ée]e"
+    r"|inconnu|inconnue|non\s+connu|non\s+connue"
+    r"|(?:yo\s+)?no\s+(?:lo\s+|la\s+)?s[ée]|(?:no\s+)?(?:lo\s+)?desconozco|ni\s+idea"
+    r"|desconocid[oa]|no\s+(?:lo\s+|la\s+)?conozco"
+    r"|(?:eu\s+)?n[ãa]o\s+(?:o\s+|a\s+)?(?:sei|conhe[çc]o)|desconhecid[oa]|sem\s+ideia"
+    r"|sijui|sifahamu|haijulikani|haijulikani|sina\s+habari"
+    r"|(?:saya\s+)?(?:tidak|tak|gak|nggak|ga|enggak)\s+(?:tahu|tau)|tidak\s+diketahui"
+    r"|entahlah|entah"
+    r"|我?不知道(?:地址|在哪里?|在哪儿)?|不清楚|不详|未知|不晓得|不了解"
+    r"|(?:я\s+)?не\s+знаю|неизвестно|без\s+понятия"
+    r"|لا\s+أعرف|لا\s+اعرف|لا\s+أعلم|لا\s+اعلم|غير\s+معروف|مش\s+عارف|ما\s+بعرف"
+    r")$"
+)
+
+
+def is_unknown(text: str) -> bool:
+    """Whether the whole answer only says the person does not know it."""
+    return bool(_UNKNOWN.match(fold(text)))
+
+
 _CHINESE_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5,
                    "六": 6, "七": 7, "八": 8, "九": 9}
 _CHINESE_UNITS = {"十": 10, "百": 100, "千": 1000}

@@ -544,6 +544,19 @@ def test_status_reports_progress_and_asks_again() -> None:
     assert chat.awaiting == "respondent.name"
 
 
+@pytest.mark.parametrize(("key", "answer"), [
+    ("respondent.name", "I don't know"), ("respondent.address", "je ne sais pas"),
+    ("respondent.address", "不知道")])
+def test_not_knowing_the_respondent_asks_for_what_will_do_instead(key: str, answer: str) -> None:
+    chat = at(key)
+    chat.send(answer)
+    assert chat.engine.catalogs.text("en", f"field.{key}.unknown") in chat.text
+    assert chat.awaiting == key and key not in chat.answers
+    chat.send("Near Kasulo village, Kolwezi, DR Congo")
+    assert chat.answers[key] == "Near Kasulo village, Kolwezi, DR Congo"
+    assert chat.awaiting != key
+
+
 def greeted_before_writing(hints: dict[str, str] | None = None) -> Conversation:
     """The web and terminal chats: the welcome and the language question come first."""
     chat = Conversation(hints)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from intake.text import clean, has_words, is_refusal, parse_count, split_names
+from intake.text import clean, has_words, is_refusal, is_unknown, parse_count, split_names
 
 
 @pytest.mark.parametrize("answer", [
@@ -28,6 +28,27 @@ def test_refusal_to_give_a_name_is_recognised(answer: str) -> None:
 ])
 def test_real_names_are_not_refusals(name: str) -> None:
     assert not is_refusal(name)
+
+
+@pytest.mark.parametrize("answer", [
+    "I don't know", "dont know", "I do not know the address", "no idea", "Unknown.", "not sure",
+    "je ne sais pas", "Je ne sais pas l'adresse", "sais pas", "je ne la connais pas",
+    "aucune idée", "inconnue", "no sé", "No lo sé", "desconocido", "não sei", "Não conheço",
+    "sijui", "Sijui.", "haijulikani", "tidak tahu", "saya tidak tahu", "nggak tau", "不知道",
+    "我不知道", "不清楚", "不知道地址", "не знаю", "Я не знаю", "неизвестно", "لا أعرف",
+    "غير معروف",
+])
+def test_not_knowing_is_recognised_in_each_language(answer: str) -> None:
+    assert is_unknown(answer)
+
+
+@pytest.mark.parametrize("answer", [
+    "Kolwezi Mining", "Unknown Minerals Ltd", "I don't know the street, but it is near Kasulo",
+    "je ne sais pas l'adresse exacte, c'est près de Kolwezi", "Sijui Mining Co.",
+    "不知道具体地址，在科卢韦齐卡苏洛村附近", "Près de Kolwezi, Lualaba, RDC", "Noe Sais",
+])
+def test_answers_that_say_something_are_not_taken_for_not_knowing(answer: str) -> None:
+    assert not is_unknown(answer)
 
 
 @pytest.mark.parametrize(("answer", "count"), [
