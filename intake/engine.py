@@ -368,7 +368,20 @@ class Engine:
                      *self.catalogs.all_texts(f"choice.{step.key}.{choice.id}")}
             if folded in {fold(name) for name in names}:
                 return choice.id
-        return None
+        return self._choice_by_word(state, step, folded)
+
+    def _choice_by_word(self, state: State, step: Step, folded: str) -> str | None:
+        """The one choice whose label, in the person's language or English, holds the
+        answer as a whole word ("extraction" for "Extraction minière", "refinery" for
+        "Smelting or refining"); None when no choice or several do, or the answer is too
+        short to tell (MIN_LETTERS_TO_GUESS)."""
+        if len(folded) < MIN_LETTERS_TO_GUESS or not folded.isalpha():
+            return None
+        languages = {self._lang(state), "en"}
+        found = {choice.id for choice in step.choices for language in languages
+                 if folded in re.findall(r"\w+", fold(self.catalogs.text(
+                     language, f"choice.{step.key}.{choice.id}")))}
+        return found.pop() if len(found) == 1 else None
 
     def _parse_multichoice(self, state: State, step: Step, text: str) -> list[str]:
         """Several choices, separated by commas, spaces or 'and'."""

@@ -557,6 +557,33 @@ def test_not_knowing_the_respondent_asks_for_what_will_do_instead(key: str, answ
     assert chat.awaiting != key
 
 
+@pytest.mark.parametrize(("language", "key", "answer", "stored"), [
+    ("en", "dispute.supply_chain_stage", "smelting", "smelting_refining"),
+    ("fr", "dispute.supply_chain_stage", "extraction", "mining"),
+    ("fr", "dispute.supply_chain_stage", "Raffinage", "smelting_refining"),
+    ("en", "dispute.issue_types", "health, corruption", ["environmental", "governance"]),
+    ("fr", "correspondence.language", "même", "fr"),
+    ("es", "correspondence.language", "la misma", "es"),
+])
+def test_a_word_of_one_choice_label_selects_it(language: str, key: str, answer: str,
+                                              stored: object) -> None:
+    chat = at(key)
+    chat.state.language = language
+    chat.send(answer)
+    assert chat.answers[key] == stored
+
+
+@pytest.mark.parametrize(("key", "answer"), [
+    ("dispute.issue_types", "bananas"),       # in no label
+    ("dispute.supply_chain_stage", "ing"),   # too short to tell
+    ("dispute.supply_chain_stage", "smelting mining"),  # words of two labels
+])
+def test_a_word_of_no_label_or_too_short_is_asked_again(key: str, answer: str) -> None:
+    chat = at(key)
+    chat.send(answer)
+    assert chat.awaiting == key and key not in chat.answers
+
+
 def greeted_before_writing(hints: dict[str, str] | None = None) -> Conversation:
     """The web and terminal chats: the welcome and the language question come first."""
     chat = Conversation(hints)
