@@ -248,6 +248,9 @@ class Engine:
             text = self._first_language_reply(state, step, text, ctx)
         if state.anonymity_offered == step.key and self._chose_confidentiality(state, text):
             return self._start_confidentiality_detour(state, step, ctx, turn)
+        if self._keeps(state, step, text) and not attachments:
+            state.buffer = []
+            return self._advance(state, step, ctx, turn)
         try:
             done = self._apply(state, step, text, attachments, ctx, turn)
         except Invalid as invalid:
@@ -257,13 +260,17 @@ class Engine:
         return self._advance(state, step, ctx, turn)
 
     def _number_to_choice(self, state: State, step: Step, text: str, ctx: Context) -> str:
-        """A number typed for a numbered menu, as the id of the choice shown at that place."""
+        """A number typed for a numbered menu, as the id of the choice shown at that place.
+        SMS and the terminal show "1. Done" under a long answer and "1. Skip" under an optional
+        text question: there "1" is the menu's, never the text of the answer. A number is
+        an answer only to a question that asks for one."""
         folded = fold(text)
-        if not folded.isdigit() or step.type in ("longtext", "evidence", "text", "integer",
-                                                 "names") and state.anonymity_offered != step.key:
+        if not folded.isdigit() or step.type == "integer" and state.anonymity_offered != step.key:
             return text
         if state.anonymity_offered == step.key:
             shown = [Choice("confidentiality", "")]
+        elif step.type in ("longtext", "evidence") and self._collecting(state, step):
+            shown = self._continue_choices(state, step)
         else:
             shown = self._choices(state, step, ctx, self._lang(state))
         number = int(folded)
@@ -639,7 +646,30 @@ class Engine:
             choices.append(Choice("skip", self.catalogs.text(language, "choice.skip")))
         if not step.required and step.type == "multichoice":
             choices.append(Choice("skip", self.catalogs.text(language, "choice.skip")))
+        if self._has_answer(state, step):
+            choices.append(Choice("keep", self.catalogs.text(language, "choice.keep")))
         return choices
+
+    def _has_answer(self, state: State, step: Step) -> bool:
+        """Whether the question is asked again (edit, back) with an answer to keep; the
+        evidence keeps its items anyway, and "done" ends it."""
+        return step.key in state.answers and step.type != "evidence"
+
+    def _keeps(self, state: State, step: Step, text: str) -> bool:
+        """Whether the person keeps the answer they had ("Keep this answer", in any
+        language, or its button; "done" before writing anything new to a long answer)."""
+        if not self._has_answer(state, step):
+            return False
+        if step.type == "longtext" and not state.buffer and self._is_command(text, "done"):
+            return True
+        return fold(text) in {
+            "keep", *(fold(label) for label in self.catalogs.all_texts("choice.keep"))}
+
+    def _collecting(self, state: State, step: Step) -> bool:
+        """Whether part of a long answer or an evidence item is in, so "done" is shown."""
+        if step.type == "longtext":
+            return bool(state.buffer)
+        return _present(state.answers.get(step.key))
 
     def _continue_choices(self, state: State, step: Step) -> list[Choice]:
         """While collecting a long answer, the one button that finishes it."""

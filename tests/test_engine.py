@@ -584,6 +584,73 @@ def test_a_word_of_no_label_or_too_short_is_asked_again(key: str, answer: str) -
     assert chat.awaiting == key and key not in chat.answers
 
 
+def test_the_number_of_skip_under_an_optional_text_question_skips_it() -> None:
+    # SMS shows "1. Skip" and "Reply with a number from 1 to 1".
+    chat = at("respondent.contact")
+    assert chat.choices == ["skip"]
+    chat.send("1")
+    assert chat.answers.get("respondent.contact") is None
+    assert chat.awaiting == "dispute.location"
+
+
+def test_the_number_of_done_under_a_long_answer_finishes_it() -> None:
+    chat = at("dispute.facts")
+    chat.send("The dam broke in March and flooded forty houses.")
+    assert chat.choices == ["done"]
+    chat.send("1")
+    assert chat.answers["dispute.facts"] == "The dam broke in March and flooded forty houses."
+    assert chat.awaiting == "dispute.claims"
+
+
+def test_the_number_of_done_under_the_evidence_finishes_it() -> None:
+    chat = at("evidence")
+    chat.send("Photos of the red well water")
+    chat.send("1")
+    assert chat.answers["evidence"] == [{"kind": "description",
+                                         "text": "Photos of the red well water"}]
+    assert chat.awaiting == "confidentiality.requested"
+
+
+def test_a_number_asked_for_is_still_a_number() -> None:
+    chat = at("applicant.count")
+    chat.send("1")
+    assert chat.answers["applicant.count"] == 1
+
+
+def at_review() -> Conversation:
+    return Conversation().follow(FILING_FOR_ONESELF, until="review")
+
+
+@pytest.mark.parametrize("keep", ["1", "keep", "Keep this answer", "Garder cette réponse"])
+def test_an_answer_asked_again_can_be_kept_as_it_is(keep: str) -> None:
+    chat = at_review()
+    chat.send("edit applicant.name")
+    assert chat.choices == ["keep"]
+    chat.send(keep)
+    assert chat.answers["applicant.name"] == "Ngozi Okafor"
+    assert chat.awaiting == "review"
+
+
+def test_a_choice_asked_again_offers_keep_after_its_options() -> None:
+    chat = at_review()
+    chat.send("edit applicant.category")
+    assert chat.choices[-1] == "keep"
+    chat.send(str(len(chat.choices)))
+    assert chat.answers["applicant.category"] == "individual"
+    assert chat.awaiting == "review"
+
+
+def test_done_before_writing_anything_new_keeps_a_long_answer() -> None:
+    chat = at_review()
+    before = chat.answers["dispute.facts"]
+    chat.send("edit dispute.facts")
+    chat.send("done")
+    assert chat.answers["dispute.facts"] == before
+    assert chat.awaiting == "review"
+    chat.send("edit dispute.facts", "The dam broke again in May.", "1")
+    assert chat.answers["dispute.facts"] == "The dam broke again in May."
+
+
 def greeted_before_writing(hints: dict[str, str] | None = None) -> Conversation:
     """The web and terminal chats: the welcome and the language question come first."""
     chat = Conversation(hints)
