@@ -651,6 +651,14 @@ def test_done_before_writing_anything_new_keeps_a_long_answer() -> None:
     assert chat.answers["dispute.facts"] == "The dam broke again in May."
 
 
+@pytest.mark.parametrize("answer", ["c'est correct", "todo correcto", "tudo certo",
+                                    "ni sahihi", "sudah benar", "正确", "всё верно"])
+def test_the_review_is_confirmed_in_the_words_people_use(answer: str) -> None:
+    chat = at_review()
+    chat.send(answer)
+    assert chat.awaiting == "declaration.accepted"
+
+
 def greeted_before_writing(hints: dict[str, str] | None = None) -> Conversation:
     """The web and terminal chats: the welcome and the language question come first."""
     chat = Conversation(hints)
