@@ -10,10 +10,13 @@ For each mail, `MailReceiver` keeps the raw message in the evidence folder by sh
 files as evidence (size caps per file and per message, a safe name, sha256, the type its
 content shows), then commits the inbound row, its details and the mailbox's cursor in one
 transaction; only then is the mail flagged on the server (\\Seen and $MCMStored). A loop (an
-auto-reply, a bounce) or a mail that cannot be read is stored for a person and not answered;
-the others are processed in order, per sender, by the inbound dispatcher. Between rounds it
-waits in IDLE where the server offers it, else GATEWAY_IMAP_POLL_SECONDS. Any error: it
-disconnects, waits (doubling from 2 s to 5 minutes) and connects again.
+auto-reply, a bounce, a mail from our own address) or a mail that cannot be read is stored for a
+person and not answered; the others are processed in order, per sender, by the inbound
+dispatcher. The sender is the person replies go to: Reply-To where it names someone other than
+From (a web form's relay, a mailing service), else From (`channels.email` says how); their
+conversation, their contact and every reply follow it, and the relay is kept in the details.
+Between rounds it waits in IDLE where the server offers it, else GATEWAY_IMAP_POLL_SECONDS. Any
+error: it disconnects, waits (doubling from 2 s to 5 minutes) and connects again.
 
 Out (`MailClient`): the outbox sender's client for the "email" channel. A reply is rendered by
 `channels.email` (plain text, In-Reply-To and References of the thread, the reference in the
@@ -125,7 +128,7 @@ class MailReceiver:
               ) -> tuple[Sender, int] | None:
         """Store one mail; the (sender, inbound id) to process, or None when it was stored
         before or is kept for a person only."""
-        mail = email.parse(raw)
+        mail = email.parse(raw, own_address=our_address(self.runtime.settings))
         refusal = refusal or mail.unreadable or self._loop(mail)
         raw_sha256 = self.raw_store.store(raw, "message.eml", "message/rfc822").sha256
         kept, refused = ([], []) if refusal else self._keep_files(mail)
@@ -152,10 +155,13 @@ class MailReceiver:
         return (email.CHANNEL, message.sender), inbound_id
 
     def _loop(self, mail: email.ParsedMail) -> str | None:
-        """Why answering this mail could start a loop: a machine sent it, or we did."""
+        """Why answering this mail could start a loop: a machine sent it, or we did (From, or
+        the relay's From when Reply-To named someone else)."""
         if mail.automatic:
             return f"automatic message, not answered ({mail.automatic})"
-        if mail.sender and mail.sender.address == our_address(self.runtime.settings):
+        ours = our_address(self.runtime.settings)
+        if any(author and email.is_own_address(author.address, ours)
+               for author in (mail.sender, mail.via)):
             return "sent from the gateway's own address, not answered"
         return None
 

@@ -12,7 +12,9 @@ same rules, whether the application is complete:
   sign-offs aside); nothing is guessed from prose, nothing is invented;
 - a forwarded mail's author becomes the applicant; the forwarder is recorded as their agent
   when the covering note says so ("on behalf of", "au nom de", "代表"…);
-- the sender's address is the contact of whoever wrote (the channel identity counts, Ch.3 §2);
+- the sender's address is the contact of whoever wrote (the channel identity counts, Ch.3 §2):
+  the address replies go to, which the channel takes from Reply-To where it names someone other
+  than From (a web form's relay), so a relay's address is never an applicant's contact;
 - missing are the nine items of Ch.3 §2, and the items a given answer makes necessary (an
   agent's name and contact, representatives of more than three applicants, the four parts
   of a confidentiality request);

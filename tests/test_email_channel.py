@@ -220,6 +220,83 @@ async def test_a_forward_by_an_association_files_for_the_author_with_the_associa
     assert "mandataire de Béatrice Nsimba" in body(receipt)
 
 
+# -- Reply-To: web forms and mailing services ---------------------------------------------------
+
+RELAY = "wordpress@hakimadini.example.org"
+ESTHER = {"Joseph Kalala": "Esther Ilunga", "joseph.kalala@example.cd": "esther.ilunga@example.cd",
+          "q3Xz9mH2": "r4Yz0nI3", "Quartier Kabwe": "Quartier Mwangeji"}
+
+
+def senders_of_conversations(mail: Mail) -> list[str]:
+    with transaction(mail.runtime.sessions) as session:
+        return sorted(c.sender for c in session.scalars(select(Conversation)))
+
+
+async def test_people_writing_through_one_web_form_each_get_their_own_application_and_reply(
+        mail: Mail) -> None:
+    mail.deliver("web_form_relay_en")
+    mail.deliver("web_form_relay_en", **ESTHER)
+    await mail.settle()
+    assert senders_of_conversations(mail) == ["esther.ilunga@example.cd",
+                                              "joseph.kalala@example.cd"]
+    filed = {a.fields["applicant.name"]: a for a in mail.applications()}
+    assert filed["Joseph Kalala"].fields["applicant.contact"] == "joseph.kalala@example.cd"
+    assert filed["Esther Ilunga"].fields["applicant.contact"] == "esther.ilunga@example.cd"
+    assert filed["Esther Ilunga"].fields["applicant.address"].startswith("Quartier Mwangeji")
+    [to_joseph] = mail.replies_to("joseph.kalala@example.cd")
+    [to_esther] = mail.replies_to("esther.ilunga@example.cd")
+    assert filed["Joseph Kalala"].reference in body(to_joseph)
+    assert filed["Esther Ilunga"].reference not in body(to_joseph)
+    assert filed["Esther Ilunga"].reference in body(to_esther)
+    assert all(RELAY not in recipients for recipients in mail.smtp.recipients)
+    assert [row.needs_person for row in mail.inbound()] == [None, None]
+
+
+async def test_the_person_answers_from_their_own_mailbox_into_the_same_application(
+        mail: Mail) -> None:
+    mail.deliver("web_form_relay_en")
+    await mail.settle()
+    [receipt] = mail.replies_to("joseph.kalala@example.cd")
+    mail.deliver(f"From: Joseph Kalala <joseph.kalala@example.cd>\r\n"
+                 f"To: intake+{token_of(receipt)}@mcm.example.org\r\nSubject: Re: x\r\n"
+                 f"Message-ID: <joseph-2@example.cd>\r\n\r\nstatus\r\n")
+    await mail.settle()
+    [application] = mail.applications()
+    assert senders_of_conversations(mail) == ["joseph.kalala@example.cd"]
+    assert application.reference in body(mail.replies_to("joseph.kalala@example.cd")[-1])
+
+
+async def test_a_no_reply_relay_naming_the_person_in_reply_to_is_answered_to_the_person(
+        mail: Mail) -> None:
+    mail.deliver("noreply_relay_fr")
+    await mail.settle()
+    [row] = mail.inbound()
+    assert row.sender == "amani.kabila@example.cd" and row.needs_person is None
+    [answer] = mail.replies_to("amani.kabila@example.cd")
+    assert "il manque encore ces éléments obligatoires" in body(answer)
+    assert mail.smtp.recipients == [["amani.kabila@example.cd"]]
+
+
+async def test_a_mail_whose_reply_to_is_the_gateway_is_answered_at_from(mail: Mail) -> None:
+    mail.deliver("prose_only_es", **{"From: ": "Reply-To: intake+0123456789abcdef@mcm.example.org"
+                                               "\r\nFrom: "})
+    await mail.settle()
+    assert len(mail.replies_to("maria.quinones@example.pe")) == 1
+    assert mail.smtp.recipients == [["maria.quinones@example.pe"]]
+
+
+async def test_our_own_reply_coming_back_is_kept_for_a_person_not_answered(mail: Mail) -> None:
+    mail.deliver("prose_only_es")
+    await mail.settle()
+    [ours] = mail.replies_to("maria.quinones@example.pe")
+    # Sent back by a forwarding rule that drops Auto-Submitted: From is ours, Reply-To our token.
+    del ours["Auto-Submitted"]
+    mail.deliver(ours.as_bytes().replace(b"Message-ID: <", b"Message-ID: <bounced-"))
+    await mail.settle()
+    assert len(mail.smtp.received) == 1
+    assert "gateway's own address" in (mail.inbound()[-1].needs_person or "")
+
+
 # -- threading ------------------------------------------------------------------------------------
 
 
@@ -407,6 +484,65 @@ async def test_attachments_are_kept_as_evidence_with_safe_names(mail: Mail) -> N
     assert mail.runtime.evidence.read(contract["sha256"]).startswith(b"%PDF-")
     for name in mail.runtime.evidence.root.rglob("*"):
         assert "passwd" not in name.name
+
+
+async def test_outlook_winmail_dat_files_are_kept_as_the_evidence_they_are(mail: Mail) -> None:
+    from channels.email.fixtures.winmail import outlook_files
+
+    mail.deliver("outlook_winmail_dat_fr")
+    await mail.settle()
+    [row] = mail.inbound()
+    assert row.needs_person is None
+    assert [(a["filename"], a["media_type"]) for a in row.attachments] == [
+        ("photo du champ détruit.jpg", "image/jpeg"),
+        ("procès-verbal de la réunion.pdf", "application/pdf")]
+    for stored, original in zip(row.attachments, outlook_files(), strict=True):
+        assert mail.runtime.evidence.read(stored["sha256"]) == original.data
+    [answer] = mail.replies_to("beatrice.nsimba@example.cd")
+    assert "winmail" not in body(answer) and "photo du champ" not in body(answer)
+
+
+async def test_a_mail_with_only_winmail_dat_is_read_from_it(mail: Mail) -> None:
+    mail.deliver("exchange_tnef_only_en")
+    await mail.settle()
+    [row] = mail.inbound()
+    assert "has not paid forty workers" in row.text
+    assert [a["filename"] for a in row.attachments] == ["payslips November 2025.pdf"]
+    [answer] = mail.replies_to("peter.banda@example.zm")
+    assert "- Applicant address" in body(answer)
+    assert "Applicant name" not in body(answer) and "Evidence" not in body(answer)
+
+
+async def test_files_from_winmail_dat_pass_the_same_size_and_type_checks_as_any_file(
+        mail: Mail) -> None:
+    from channels.email.fixtures.winmail import File, outlook_mail, pdf, tnef
+
+    video = File("vidéo de la digue.mp4", "VIDEOD~1.MP4", "video/mp4",
+                 b"\0\0\0\x18ftypmp42" + b"\0" * (70 * 1024))
+    disguised = File("photo.jpg", "PHOTO~1.JPG", "image/jpeg", b"<html><body>x</body></html>")
+    permit = File("permis.pdf", "PERMIS~1.PDF", "application/pdf", pdf("Permis 1234"))
+    mail.deliver(outlook_mail(tnef([video, disguised, permit])))
+    await mail.settle()
+    [row] = mail.inbound()
+    assert [a["filename"] for a in row.attachments] == ["permis.pdf"]
+    assert row.needs_person == "a file was not kept (too_large); a file was not kept (type)"
+    [answer] = mail.replies_to("beatrice.nsimba@example.cd")
+    assert "vidéo de la digue.mp4" in body(answer) and "photo.jpg" in body(answer)
+
+
+async def test_a_truncated_winmail_dat_loses_nothing_and_is_shown_to_a_person(
+        mail: Mail) -> None:
+    mail.deliver("outlook_winmail_dat_truncated_fr")
+    await mail.settle()
+    [row] = mail.inbound()
+    assert "bulldozers" in row.text
+    assert row.needs_person and "winmail.dat could not be unpacked" in row.needs_person
+    raw = (FIXTURES / "outlook_winmail_dat_truncated_fr.eml").read_bytes()
+    assert row.raw_sha256 is not None and mail.runtime.evidence.read(row.raw_sha256) == raw
+    # Kept as it is, through the same type check as any file: the person is asked to send the
+    # files again, and the secretariat can download the whole message.
+    [answer] = mail.replies_to("beatrice.nsimba@example.cd")
+    assert "winmail.dat" in body(answer)
 
 
 BAD_INPUT = ["broken_boundary", "nested_60_levels", "header_200kb",

@@ -14,7 +14,7 @@ import pytest
 
 import channels.email as mail
 from channels.email.cases import CASES, EmailCase
-from channels.email.text import take_apart, trim_signature
+from channels.email.text import Author, take_apart, trim_signature
 from gateway.language_detection import build_detector
 from intake.catalog import load_catalogs
 from intake.engine import Engine, State
@@ -240,3 +240,104 @@ def test_the_subject_keeps_one_re_and_one_reference() -> None:
     assert mail.reply_subject("Re: Plainte [MCM-2026-7K3Q9X]", "MCM-2026-7K3Q9X", "x") == \
         "Re: Plainte [MCM-2026-7K3Q9X]"
     assert mail.reply_subject("", None, "Your application") == "Your application"
+
+
+# -- Reply-To: who the mail is from, for the gateway ------------------------------------------
+
+OWN = "intake@mcm.example.org"
+
+
+def relayed(reply_to: str, sender: str = "Haki Madini <forms@hakimadini.example.org>",
+            extra: str = "") -> bytes:
+    return (f"From: {sender}\r\nReply-To: {reply_to}\r\nTo: {OWN}\r\n{extra}"
+            f"Subject: Report a mine\r\nMessage-ID: <relay-1@hakimadini.example.org>\r\n\r\n"
+            f"The crushing plant has not paid forty workers.\r\n").encode()
+
+
+def test_a_web_form_relay_mail_is_from_the_person_in_reply_to() -> None:
+    parsed = read("web_form_relay_en")
+    assert parsed.sender == Author("Joseph Kalala", "joseph.kalala@example.cd")
+    assert parsed.via == Author("Haki Madini", "wordpress@hakimadini.example.org")
+    message = mail.inbound(parsed)
+    assert message.sender == "joseph.kalala@example.cd"
+    assert message.hints == {"contact": "joseph.kalala@example.cd", "name": "Joseph Kalala"}
+    assert parsed.details()["sent_via"] == {"name": "Haki Madini",
+                                            "address": "wordpress@hakimadini.example.org"}
+
+
+@pytest.mark.parametrize(("reply_to", "sender", "name", "problem"), [
+    # Reply-To equal to From (many people set it): From as it is, with its name.
+    ("Jane Mwamba <JANE@example.net>", "jane@example.net", "Jane", None),
+    # An empty Reply-To, or one naming the gateway itself (answering it would write to
+    # ourselves): From.
+    ("", "jane@example.net", "Jane", None),
+    ("MCM <intake+0123456789abcdef@mcm.example.org>", "jane@example.net", "Jane", None),
+    # Several addresses: From when it is one of them, else the first; the others are not
+    # written to (an application is not copied to people the gateway cannot tell apart), and a
+    # person is told.
+    ("coordinator@hakimadini.example.org, Jane <jane@example.net>", "jane@example.net", "Jane",
+     "Reply-To names 2 addresses: only From is answered"),
+    # Nothing usable: From, and a person is told.
+    ("Jane at home", "jane@example.net", "Jane", "Reply-To has no usable address"),
+    ("<>", "jane@example.net", "Jane", "Reply-To has no usable address"),
+    ("undisclosed-recipients:;", "jane@example.net", "Jane", "Reply-To has no usable address"),
+])
+def test_reply_to_that_names_no_one_else_leaves_the_mail_from_its_author(
+        reply_to: str, sender: str, name: str, problem: str | None) -> None:
+    parsed = mail.parse(relayed(reply_to, "Jane <Jane@example.net>"), own_address=OWN)
+    assert parsed.sender == Author(name, sender)
+    assert parsed.via is None
+    assert mail.inbound(parsed).sender == sender
+    assert (problem in " ".join(parsed.problems)) if problem else not parsed.problems
+
+
+def test_several_reply_to_addresses_without_from_among_them_answer_the_first() -> None:
+    parsed = mail.parse(relayed("joseph.kalala@example.cd, coordinator@hakimadini.example.org"),
+                        own_address=OWN)
+    assert parsed.sender == Author("", "joseph.kalala@example.cd")
+    assert parsed.via is not None and parsed.via.address == "forms@hakimadini.example.org"
+    assert parsed.problems == ["Reply-To names 2 addresses: only the first is answered"]
+
+
+@pytest.mark.parametrize("reply_to", ["joseph.kalala@", "joseph.kalala(at)example.cd",
+                                      "Joseph Kalala <joseph kalala@example.cd>"])
+def test_a_malformed_reply_to_on_a_relay_mail_is_answered_at_from_and_shown_to_a_person(
+        reply_to: str) -> None:
+    parsed = mail.parse(relayed(reply_to), own_address=OWN)
+    assert parsed.sender == Author("Haki Madini", "forms@hakimadini.example.org")
+    assert parsed.via is None
+    [problem] = parsed.problems
+    assert "Reply-To" in problem
+
+
+@pytest.mark.parametrize(("sender", "reply_to", "extra", "automatic"), [
+    # A form relay that must not be answered itself names the person to answer.
+    ("no-reply@formulaires.example.org", "amani@example.cd", "", None),
+    ("Forms <donotreply@forms.example.org>", "Amani <amani@example.cd>", "", None),
+    # Without a person in Reply-To, no-reply still means a machine.
+    ("no-reply@formulaires.example.org", "", "", "sent by no-reply"),
+    ("no-reply@formulaires.example.org", "noreply@formulaires.example.org", "",
+     "sent by noreply"),
+    # Bounces, auto-replies and mailing lists stay machines, whatever Reply-To says.
+    ("MAILER-DAEMON@mx.example.net", "amani@example.cd", "", "sent by mailer-daemon"),
+    ("autoreply@kolwezimining.example.cd", "amani@example.cd", "", "sent by autoreply"),
+    ("forms@hakimadini.example.org", "amani@example.cd", "List-Id: <members.example.org>\r\n",
+     "mailing list"),
+    ("forms@hakimadini.example.org", "amani@example.cd", "Auto-Submitted: auto-replied\r\n",
+     "Auto-Submitted"),
+])
+def test_machine_checks_with_a_reply_to(sender: str, reply_to: str, extra: str,
+                                        automatic: str | None) -> None:
+    parsed = mail.parse(relayed(reply_to, sender, extra), own_address=OWN)
+    assert (automatic in (parsed.automatic or "")) if automatic else parsed.automatic is None
+
+
+def test_an_attached_relay_mail_is_forwarded_by_the_person_in_its_reply_to() -> None:
+    inner = relayed("Joseph Kalala <joseph.kalala@example.cd>")
+    raw = (b"From: Esther <esther@example.cd>\r\nSubject: Fwd: Report a mine\r\n"
+           b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n"
+           b"--B\r\nContent-Type: text/plain\r\n\r\nFor your attention.\r\n"
+           b"--B\r\nContent-Type: message/rfc822\r\n\r\n" + inner + b"\r\n--B--\r\n")
+    parsed = mail.parse(raw, own_address=OWN)
+    [forward] = parsed.forwards
+    assert forward.author == Author("Joseph Kalala", "joseph.kalala@example.cd")

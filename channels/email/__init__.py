@@ -4,19 +4,45 @@
 (RFC 2047 headers, every charset Python knows; GB2312 and GBK are read as GB18030, their
 superset, and ISO-8859-1 as windows-1252, as mail programs mean them, in the headers as in the
 body; an HTML part without a charset is read in the one its <meta> tag names). It returns a
-`ParsedMail`: who wrote, the threading headers (Message-ID, In-Reply-To, References and the
-addresses it went to, where the reply token is), the writer's own words with the quoted reply
-and the signature taken off (`channels.email.text`), the mails it forwards (inline, or attached
-as message/rfc822), and the files. HTML-only mail is turned into text with inscriptis. Of the
-versions of one body (multipart/alternative) the words come from the plain text one, or the
-HTML one where the plain text is empty, and the files from every version, each file once.
+`ParsedMail`: who wrote (see "Who a mail is from" below), the threading headers (Message-ID,
+In-Reply-To, References and the addresses it went to, where the reply token is), the writer's
+own words with the quoted reply and the signature taken off (`channels.email.text`), the mails
+it forwards (inline, or attached as message/rfc822), and the files. HTML-only mail is turned
+into text with inscriptis. Of the versions of one body (multipart/alternative) the words come
+from the plain text one, or the HTML one where the plain text is empty, and the files from every
+version, each file once. Outlook's winmail.dat (application/ms-tnef) is unpacked
+(`channels.email.tnef`): the files inside become the mail's files, with their own names, and its
+body gives the words where the plain text is empty (before HTML); one that cannot be unpacked is
+kept as it is, with a problem noted.
+
+Who a mail is from: the person the gateway files for and answers, the one whose conversation
+it joins. RFC 5322 §3.6.2: replies go to Reply-To when there is one, else to From; web forms and
+mailing services (`From: forms@ngo.org` or `no-reply@…`, `Reply-To: the.applicant@…`) rely on
+it, and so do help desks that follow it (SupportPal's "Prioritise Reply-To", Zammad's "Sender
+based on Reply-To header"). Keying the conversation on From would put everyone who writes
+through one relay into one conversation and send their replies to the relay; so the gateway
+follows Reply-To always, for the conversation, the contact and the reply alike:
+- Reply-To names one person other than From: that person is `sender` (with the name Reply-To
+  gives, none invented from From's), and From is kept as `via`, the relay;
+- Reply-To is absent, empty, equal to From, or names the gateway itself (our own address or a
+  reply token of it, `own_address`; writing to it would be writing to ourselves): From;
+- Reply-To names several addresses: From when it is one of them, else the first; the others
+  are not written to (an application is not copied to people the gateway cannot tell apart)
+  and a problem says so;
+- Reply-To has no usable address (malformed, "<>", an empty group): From, and a problem says so
+  (a person sees it: answering a relay's address is what Reply-To was there to prevent).
+The machine checks look at both: a bounce or an auto-responder in From (mailer-daemon,
+postmaster, autoreply…) stays a machine whatever Reply-To says; "no-reply" in From is what a
+relay says when Reply-To names a person, and is a machine only without one; a no-reply
+`sender` is always a machine; Auto-Submitted, Precedence, List-Id and reports are unchanged.
 
 What is wrong with a message is said, never raised: `unreadable` (empty, a broken MIME
 structure, multiparts nested deeper than `MAX_DEPTH`, a header field over `MAX_HEADER_BYTES`,
 no sender) and `automatic` (an auto-reply, a bounce, a mailing list: RFC 3834's
 Auto-Submitted, Precedence, multipart/report, a null or daemon sender) mean the gateway keeps
-the message for a person and does not answer; `problems` (an unknown charset, an empty file)
-are noted beside a message that is still read.
+the message for a person and does not answer; `problems` (an unknown charset, an empty file,
+a winmail.dat that cannot be unpacked, a Reply-To with several or no usable addresses) are
+noted beside a message that is still read.
 
 `render` writes one reply: plain text (UTF-8, quoted-printable), with the thread's
 In-Reply-To and References, a stable Message-ID and Auto-Submitted: auto-replied, so that
@@ -36,6 +62,7 @@ from email.policy import EmailPolicy
 from email.utils import format_datetime, getaddresses, parsedate_to_datetime
 from typing import Any
 
+from channels.email import tnef
 from channels.email.text import Author, Forward, is_reply_subject, take_apart
 from intake.messages import Attachment, InboundMessage, OutboundMessage
 
@@ -54,8 +81,11 @@ CHARSET_ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030",
 _BROKEN_STRUCTURE = ("StartBoundaryNotFoundDefect", "CloseBoundaryNotFoundDefect",
                      "MultipartInvariantViolationDefect", "NoBoundaryInMultipartDefect",
                      "MissingHeaderBodySeparatorDefect")
-_DAEMONS = re.compile(r"^(mailer-daemon|postmaster|no-?reply|do-?not-?reply|bounces?"
-                      r"|auto-?reply|autoresponder)([+._-].*)?$", re.IGNORECASE)
+# Local parts of machines: bounces and auto-responders (in From or Reply-To: always a machine),
+# and no-reply (a machine unless a Reply-To names someone else to answer).
+_DAEMONS = re.compile(r"^(mailer-daemon|postmaster|bounces?|auto-?reply|autoresponder)"
+                      r"([+._-].*)?$", re.IGNORECASE)
+_NO_REPLY = re.compile(r"^(no-?reply|do-?not-?reply)([+._-].*)?$", re.IGNORECASE)
 # What auto-responders and mail servers put before the subject they answer ("Automatic reply:
 # <subject>", "Non remis : <subject>") or use as the whole subject; a complaint may start with
 # the same words ("Absence d'eau potable…", "Automatic reply needed?"), so they must be followed
@@ -103,7 +133,10 @@ class ParsedMail:
     """Everything the gateway needs from one e-mail."""
 
     message_id: str
+    # Who the mail is from for the gateway (Reply-To or From, see the module's docstring), and
+    # the From of a relay when Reply-To named someone else.
     sender: Author | None = None
+    via: Author | None = None
     subject: str = ""
     date: datetime | None = None
     in_reply_to: list[str] = field(default_factory=list)
@@ -124,6 +157,8 @@ class ParsedMail:
             "message_id": self.message_id, "subject": self.subject,
             "date": self.date.isoformat() if self.date else None,
             "from_name": self.sender.name if self.sender else "",
+            "sent_via": {"name": self.via.name, "address": self.via.address}
+            if self.via else None,
             "in_reply_to": self.in_reply_to, "references": self.references,
             "recipients": self.recipients, "language": self.language, "quoted": self.quoted,
             "forwards": [{"name": f.author.name if f.author else "",
@@ -135,8 +170,9 @@ class ParsedMail:
         }
 
 
-def parse(raw: bytes) -> ParsedMail:
-    """Read one raw message; whatever is wrong with it is reported, never raised."""
+def parse(raw: bytes, own_address: str = "") -> ParsedMail:
+    """Read one raw message; whatever is wrong with it is reported, never raised.
+    `own_address`: the gateway's address (intake@…), which a Reply-To never makes the sender."""
     fallback_id = "sha256:" + hashlib.sha256(raw).hexdigest()
     mail = ParsedMail(message_id=fallback_id)
     if not raw.strip():
@@ -148,7 +184,7 @@ def parse(raw: bytes) -> ParsedMail:
         return mail
     try:
         message = BytesParser(policy=_READING).parsebytes(raw)
-        _read_headers(mail, message)
+        _read_headers(mail, message, own_address)
         _read_body(mail, message)
     except Exception as error:  # noqa: BLE001 - no message may stop the mailbox
         mail.unreadable = f"the message cannot be read: {type(error).__name__}"
@@ -183,12 +219,15 @@ def _header(mail: ParsedMail, message: Message, name: str) -> str:
         return ""
 
 
-def _read_headers(mail: ParsedMail, message: Message) -> None:
+def _read_headers(mail: ParsedMail, message: Message, own_address: str = "") -> None:
     ids = _MESSAGE_ID.findall(_header(mail, message, "Message-ID"))
     if ids:
         mail.message_id = ids[0]
     senders = _addresses(_header(mail, message, "From"))
-    mail.sender = senders[0] if senders else None
+    author = senders[0] if senders else None
+    mail.sender = _reply_to(mail, _header(mail, message, "Reply-To"), author, own_address)
+    mail.via = author if author and mail.sender and mail.sender.address != author.address \
+        else None
     mail.subject = " ".join(_header(mail, message, "Subject").split())[:998]
     mail.in_reply_to = _MESSAGE_ID.findall(_header(mail, message, "In-Reply-To"))[:5]
     mail.references = _MESSAGE_ID.findall(_header(mail, message, "References"))[
@@ -215,6 +254,44 @@ def _addresses(value: str) -> list[Author]:
     return found
 
 
+def _reply_to(mail: ParsedMail, value: str, author: Author | None, own_address: str
+              ) -> Author | None:
+    """Who the mail is from for the gateway: the Reply-To mailbox that names someone other
+    than From (`author`) and the gateway, else From; several or no usable addresses in
+    Reply-To are noted as problems. A mail without From stays without a sender."""
+    if author is None or not value.strip():
+        return author
+    listed = _addresses(value)
+    if not listed:
+        mail.problems.append("Reply-To has no usable address: the reply goes to From")
+        return author
+    people: dict[str, Author] = {}
+    for mailbox in listed:
+        if not is_own_address(mailbox.address, own_address):
+            people.setdefault(mailbox.address, mailbox)
+    if not people:
+        return author
+    if author.address in people:
+        chosen = author if author.name else people[author.address]
+    else:
+        chosen = next(iter(people.values()))
+    if len(people) > 1:
+        # No address in the note: it is kept in clear, where a person's contact never is.
+        which = "From" if chosen.address == author.address else "the first"
+        mail.problems.append(f"Reply-To names {len(people)} addresses: only {which} is "
+                             f"answered")
+    return chosen
+
+
+def is_own_address(address: str, own_address: str) -> bool:
+    """Whether an address is the gateway's own, or one of its reply tokens (intake+…@…)."""
+    if not own_address or "@" not in own_address:
+        return False
+    local, _, domain = address.strip().lower().rpartition("@")
+    own_local, _, own_domain = own_address.lower().rpartition("@")
+    return domain == own_domain and local.split("+", 1)[0] == own_local
+
+
 def _automatic(mail: ParsedMail, message: Message) -> str | None:
     """Why this message was sent by a machine (RFC 3834 and common practice), or None."""
     def get(name: str) -> str:
@@ -234,8 +311,10 @@ def _automatic(mail: ParsedMail, message: Message) -> str | None:
         return "delivery or read report (multipart/report)"
     if get("Return-Path").strip() == "<>":
         return "bounce (empty Return-Path)"
-    if mail.sender and _DAEMONS.match(mail.sender.address.split("@")[0]):
-        return f"sent by {mail.sender.address.split('@')[0]}"
+    for author, machines in ((mail.via, (_DAEMONS,)), (mail.sender, (_DAEMONS, _NO_REPLY))):
+        local = author.address.split("@")[0] if author else ""
+        if any(machine.match(local) for machine in machines):
+            return f"sent by {local}"
     if _AUTOMATIC_SUBJECT.match(mail.subject):
         return "an automatic reply or a delivery failure, by its subject"
     return None
@@ -248,6 +327,8 @@ def _automatic(mail: ParsedMail, message: Message) -> str | None:
 class _Texts:
     plain: list[str] = field(default_factory=list)
     html: list[str] = field(default_factory=list)
+    winmail: list[str] = field(default_factory=list)
+    unread_rtf: bool = False
 
 
 def _read_body(mail: ParsedMail, message: Message) -> None:
@@ -260,7 +341,11 @@ def _read_body(mail: ParsedMail, message: Message) -> None:
     _walk(mail, message, 0, texts, attached)
     if mail.unreadable:
         return
-    body = take_apart(_body_text(texts), mail.subject)
+    words = _body_text(texts)
+    if not words and texts.unread_rtf:
+        mail.problems.append("the words are only in winmail.dat's RTF body, which is not read: "
+                             "see the raw message")
+    body = take_apart(words, mail.subject)
     mail.text = body.own[:MAX_TEXT_CHARS]
     mail.quoted = body.quoted[:MAX_TEXT_CHARS]
     mail.forwards = body.forwards
@@ -313,6 +398,9 @@ def _walk(mail: ParsedMail, part: Message, depth: int, texts: _Texts,
     if kind in ("text/plain", "text/html") and disposition != "attachment" and not filename:
         (texts.plain if kind == "text/plain" else texts.html).append(_decode(mail, part))
         return
+    if tnef.is_tnef(kind, filename):
+        _winmail(mail, part, kind, filename, texts)
+        return
     _file(mail, part, kind, filename)
 
 
@@ -333,6 +421,7 @@ def _alternatives(mail: ParsedMail, versions: list[Message], depth: int, texts: 
         mail.files[own_files:] = [f for f in mail.files[own_files:]
                                   if (f.media_type, f.data) not in earlier]
         readings.append(reading)
+    texts.unread_rtf = texts.unread_rtf or any(r.unread_rtf for r in readings)
     words = _best_alternative(readings)
     if words:
         texts.plain.append(words)
@@ -373,6 +462,27 @@ def _file(mail: ParsedMail, part: Message, kind: str, filename: str) -> None:
                                data=data))
 
 
+def _winmail(mail: ParsedMail, part: Message, kind: str, filename: str, texts: _Texts) -> None:
+    """Outlook's winmail.dat: the files inside, each as a file, and its body for the words;
+    one that cannot be unpacked is kept as it is (nothing is lost), and a person is told."""
+    data = part.get_payload(decode=True)
+    data = data if isinstance(data, bytes) else b""
+    try:
+        inside = tnef.unpack(data)
+    except tnef.Corrupt as error:
+        mail.problems.append(f"winmail.dat could not be unpacked ({error}): kept as it is")
+        mail.files.append(FilePart(filename=filename or "winmail.dat", media_type=kind,
+                                   data=data))
+        return
+    mail.files.extend(FilePart(filename=f.name or _unnamed(f.media_type),
+                               media_type=f.media_type, data=f.data) for f in inside.files)
+    mail.problems.extend(inside.notes)
+    words = inside.text or (html_to_text(inside.html) if inside.html else "")
+    if words:
+        texts.winmail.append(words)
+    texts.unread_rtf = texts.unread_rtf or inside.rtf_only
+
+
 def _unnamed(kind: str) -> str:
     return "attachment." + (kind.split("/")[-1].split("+")[0] or "bin")
 
@@ -399,9 +509,10 @@ def _meta_charset(part: Message, data: bytes) -> str | None:
 
 
 def _body_text(texts: _Texts) -> str:
-    """The plain text of the body; HTML only where the mail has no plain text."""
-    if any(t.strip() for t in texts.plain):
-        return "\n\n".join(t.strip() for t in texts.plain if t.strip())
+    """The plain text of the body; where it has none, winmail.dat's body, then HTML."""
+    for found in (texts.plain, texts.winmail):
+        if any(t.strip() for t in found):
+            return "\n\n".join(t.strip() for t in found if t.strip())
     return "\n\n".join(html_to_text(h) for h in texts.html if h.strip())
 
 
