@@ -150,6 +150,17 @@ async def test_choosing_chinese_switches_the_page_language(client: TestClient) -
     assert '<html lang="zh" dir="ltr">' in page and "您的消息" in page
 
 
+async def test_writing_in_another_language_at_the_menu_answers_and_shows_the_page_in_it(
+        client: TestClient) -> None:
+    await client.get("/chat")
+    answer = await say(client, "Здравствуйте, я хочу подать жалобу на рудник")
+    assert answer["lang"] == "ru" and last_question(answer) == "language"
+    assert "Пожалуйста" in answer["messages"][0]["text"]
+    page = await (await client.get("/chat")).text()
+    assert '<html lang="ru" dir="ltr">' in page
+    assert last_question(await say(client, "да")) == "applicant.on_behalf"
+
+
 async def test_duplicate_client_id_is_not_processed_twice(client: TestClient) -> None:
     await client.get("/chat")
     client_id = str(uuid.uuid4())
