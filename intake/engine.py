@@ -146,7 +146,7 @@ class Engine:
         text = clean(message.text)
         turn = Turn()
         if state.status == "new":
-            return self._greet(state, text, ctx, turn)
+            return self._greet(state, text, ctx, turn, list(message.attachments))
         if state.status == "submitted":
             return self._after_submission(state, text, message.attachments, ctx, turn)
         attachments = list(message.attachments)
@@ -222,8 +222,11 @@ class Engine:
 
     # -- the start --------------------------------------------------------------------
 
-    def _greet(self, state: State, text: str, ctx: Context, turn: Turn) -> Turn:
-        """First contact: welcome, and ask which language to use (guessed, then confirmed)."""
+    def _greet(self, state: State, text: str, ctx: Context, turn: Turn,
+               attachments: list[Attachment] | None = None) -> Turn:
+        """First contact: welcome, and ask which language to use (guessed, then confirmed).
+        Files sent with the first message (a photo of the river, often) are kept as
+        evidence of the application."""
         guess = guess_language(text, ctx.hints, self.form.languages, self.detector,
                                self.catalogs.default_language)
         state.status = "filling"
@@ -231,6 +234,7 @@ class Engine:
         state.guessed_language = guess
         state.current = "language"
         self._say(state, turn, "welcome", lang=guess)
+        self._add_evidence(state, turn, attachments or [])
         return self._ask(state, turn, ctx, lang=guess)
 
     # -- answers ------------------------------------------------------------------------

@@ -659,6 +659,16 @@ def test_the_review_is_confirmed_in_the_words_people_use(answer: str) -> None:
     assert chat.awaiting == "declaration.accepted"
 
 
+def test_a_photo_sent_as_the_first_message_is_evidence_of_the_application() -> None:
+    chat = Conversation()
+    chat.send("hello", attachments=(photo("river.jpg"),))
+    assert "river.jpg" in chat.text and chat.awaiting == "language"
+    chat.follow(FILING_FOR_ONESELF[1:], until="review")
+    evidence = chat.answers["evidence"]
+    assert [item.get("filename") for item in evidence] == ["river.jpg", None]
+    assert evidence[1]["text"] == "Photos of the red well water"
+
+
 def greeted_before_writing(hints: dict[str, str] | None = None) -> Conversation:
     """The web and terminal chats: the welcome and the language question come first."""
     chat = Conversation(hints)
