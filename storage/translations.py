@@ -139,18 +139,42 @@ def due_pairs(session: Session, now: datetime, model: Model = FieldTranslation
 def claim(session: Session, source: str, target: str, now: datetime, limit: int,
           lease_until: datetime, model: Model = FieldTranslation) -> list[Job]:
     """Take up to `limit` due jobs of one pair: each counts an attempt and is hidden from
-    other workers until `lease_until` (if this worker dies, the job comes back then)."""
-    rows: list[TranslationJob] = list(session.scalars(
+    other workers until `lease_until` (if this worker dies, the job comes back then).
+
+    A job tried before (a failure, or a worker that died translating its batch) is taken
+    alone, never in a batch with others, and untried jobs go first: a text that kills the
+    translator then costs no other text more than the one attempt."""
+    due: list[TranslationJob] = list(session.scalars(
         select(model)
         .where(model.state == "pending", model.next_attempt_at <= now,
                model.source_language == source, model.target_language == target)
         .order_by(model.id).limit(limit).with_for_update(skip_locked=True)))
+    rows = [row for row in due if row.attempts == 0] or due[:1]
     for row in rows:
         row.attempts += 1
         row.next_attempt_at = lease_until
     session.flush()
     return [Job(row.id, row.source_text, row.source_sha256, row.attempts, model)
             for row in rows]
+
+
+def give_up_unfinished(session: Session, source: str, target: str, now: datetime,
+                       max_attempts: int, model: Model = FieldTranslation) -> list[int]:
+    """Mark `failed` the due jobs of one pair that used up their attempts without a result
+    (the worker died or was stopped during each: a text that crashes the translator); their
+    ids. Otherwise such a job would be claimed again after every lease, for ever."""
+    rows: list[TranslationJob] = list(session.scalars(
+        select(model)
+        .where(model.state == "pending", model.next_attempt_at <= now,
+               model.source_language == source, model.target_language == target,
+               model.attempts >= max_attempts)
+        .order_by(model.id).with_for_update(skip_locked=True)))
+    for row in rows:
+        row.state = "failed"
+        row.last_error = (f"no result after {row.attempts} attempts: the translation stopped "
+                          f"each time (the worker crashed, was stopped or timed out)")
+    session.flush()
+    return [row.id for row in rows]
 
 
 def earlier_translations(session: Session, source: str, target: str,

@@ -7,8 +7,11 @@ package."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from gateway.decisions import decide
 from gateway.runtime import Runtime
@@ -23,7 +26,14 @@ from storage.models import NoticeTranslation, OutboxMessage
 from tests.argos_models import build_package
 from tests.conftest import missing_service
 from tests.filings import ENGLISH_FILING
-from tests.test_translation import FRENCH_FILING, FakeTranslator, file, work_off
+from tests.test_translation import (
+    FRENCH_FILING,
+    Crash,
+    CrashingTranslator,
+    FakeTranslator,
+    file,
+    work_off,
+)
 
 OFFICERS_WORDS = "Please send the photos of the pipe again.\nThe first ones did not open."
 
@@ -89,6 +99,28 @@ def test_without_a_translation_the_applicant_keeps_the_original(runtime: Runtime
     from_the_secretariat = [body for body in waiting_for(runtime, "amani")
                             if "notice" in body or "notice_translation" in body]
     assert len(from_the_secretariat) == 1  # the notice, and no follow-up
+
+
+def test_a_notice_whose_translation_kills_the_worker_is_marked_failed(runtime: Runtime) -> None:
+    runtime.settings.translation_max_attempts = 2
+    application = file(runtime, FRENCH_FILING, sender="amani")
+    work_off(TranslationWorker(runtime, FakeTranslator()))  # the answers' translations
+    notice_id = ask_for_more(runtime, application.reference)
+    later = timedelta()
+    for _ in range(2):  # each time a fresh process, once the dead one's claim ran out
+        with pytest.raises(Crash):
+            work_off(TranslationWorker(runtime, CrashingTranslator([OFFICERS_WORDS])), later)
+        later += timedelta(minutes=10)
+        assert outbox_row(runtime, notice_id).body["notice"]["translation"]["status"] == \
+            "pending"
+    work_off(TranslationWorker(runtime, CrashingTranslator([OFFICERS_WORDS])), later)
+    assert outbox_row(runtime, notice_id).body["notice"]["translation"]["status"] == "failed"
+    with transaction(runtime.sessions) as session:
+        job = session.query(NoticeTranslation).one()
+        assert (job.state, job.attempts) == ("failed", 2)
+    from_the_secretariat = [body for body in waiting_for(runtime, "amani")
+                            if "notice" in body or "notice_translation" in body]
+    assert len(from_the_secretariat) == 1  # the notice in the original, and no follow-up
 
 
 def test_an_english_applicant_gets_no_translation_job(runtime: Runtime) -> None:

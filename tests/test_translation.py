@@ -13,10 +13,12 @@ import contextlib
 import functools
 import http.server
 import json
+import logging
 import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
@@ -39,7 +41,11 @@ from gateway.stats import prometheus_text
 from gateway.translation import NoTranslator, argos, argos_installed, build_translator
 from gateway.translation.argos import ArgosTranslator, split_sentences
 from gateway.translation.libretranslate import LibreTranslateTranslator
-from gateway.translation.worker import TranslationRound, TranslationWorker
+from gateway.translation.worker import (
+    TranslationRound,
+    TranslationWorker,
+    start_translation_worker,
+)
 from gateway.web import RUNTIME
 from gateway.workers import run_workers
 from intake.form import load_form
@@ -483,6 +489,108 @@ def test_two_workers_never_claim_the_same_job(runtime: Runtime) -> None:
         holding.rollback()
     assert held and meanwhile
     assert not {job.id for job in held} & {job.id for job in meanwhile}
+
+
+class Crash(BaseException):
+    """The process dies in the middle of a batch (CTranslate2 aborting, the OOM killer)."""
+
+
+class CrashingTranslator(FakeTranslator):
+    """Kills the worker whenever a batch holds one of `crashing`."""
+
+    def __init__(self, crashing: Sequence[str]) -> None:
+        super().__init__()
+        self.crashing = set(crashing)
+
+    def translate(self, texts: Sequence[str], source: str, target: str) -> list[Translation]:
+        if self.crashing & set(texts):
+            self.calls.append(tuple(texts))
+            raise Crash
+        return super().translate(texts, source, target)
+
+
+def test_a_text_that_kills_the_worker_fails_alone_and_the_others_are_translated(
+        runtime: Runtime) -> None:
+    runtime.settings.translation_max_attempts = 3
+    bad = "Kolwezi Mining SARL"
+    application = file(runtime, ENGLISH_FILING)
+    fake = CrashingTranslator([bad])
+    crashes, later = 0, timedelta()
+    for _ in range(20):
+        try:  # a fresh process after each crash, once the dead one's claims ran out
+            work_off(TranslationWorker(runtime, fake), later)
+            break
+        except Crash:
+            crashes += 1
+            later += timedelta(minutes=10)
+    rows = rows_of(runtime, application)
+    assert [(row.source_text, row.state) for row in rows if row.state != "done"] == \
+        [(bad, "failed")]
+    failed = next(row for row in rows if row.state == "failed")
+    assert failed.attempts == 3 and "stopped" in (failed.last_error or "")
+    assert crashes == 3
+    shown = next(t for t in detail_of(runtime, application)["translations"]
+                 if t["original"] == bad)
+    assert shown["zh"]["status"] == "failed"
+
+
+def test_a_second_worker_takes_nothing_a_slow_first_worker_is_translating(
+        runtime: Runtime) -> None:
+    file(runtime, ENGLISH_FILING)
+    file(runtime, FRENCH_FILING)
+    start = now_utc()
+    elapsed = [0.0]  # seconds since the round began, as the first worker's clock reads them
+    taken_again: list[str] = []
+
+    class Slow(FakeTranslator):
+        """Each batch takes 8 minutes (many long texts on a small CPU)."""
+
+        def translate(self, texts: Sequence[str], source: str, target: str
+                      ) -> list[Translation]:
+            meanwhile = start + timedelta(seconds=elapsed[0])
+            with transaction(runtime.sessions) as session:  # a second worker, meanwhile
+                again = translations.claim(session, source, target, meanwhile, 100,
+                                           meanwhile + timedelta(minutes=7))
+            taken_again.extend(job.source_text for job in again)
+            elapsed[0] += 8 * 60
+            return super().translate(texts, source, target)
+
+    worker = TranslationWorker(runtime, Slow())
+    worker.clock = lambda: elapsed[0]
+    done = worker.run_round(start)
+    assert len(worker.translator.calls) == 3  # type: ignore[attr-defined]  # en→zh, fr→en, fr→zh
+    assert taken_again == []
+    assert done.translated == len(rows_of(runtime)) and done.retried == 0
+    last = [row for row in rows_of(runtime) if row.source_language == "fr"
+            and row.target_language == "zh"]
+    assert last and all(row.translated_at is not None and
+                        row.translated_at >= start + timedelta(minutes=24) for row in last)
+
+
+def test_a_backend_that_cannot_load_leaves_the_jobs_pending_and_says_why(
+        runtime: Runtime, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    def broken(settings: Settings) -> Any:
+        raise OSError("libctranslate2.so.4: cannot open shared object file")
+    monkeypatch.setattr("gateway.translation.worker.build_translator", broken)
+    runtime.settings.worker_interval_seconds = 0.05
+    application = file(runtime, ENGLISH_FILING)
+    caplog.set_level(logging.INFO)
+    stop = start_translation_worker(runtime)
+    try:
+        for _ in range(100):
+            if "translations stay pending" in caplog.text:
+                break
+            time.sleep(0.05)
+        running = [thread for thread in threading.enumerate()
+                   if thread.name == "translation-worker"]
+        assert running and running[0].is_alive()
+    finally:
+        stop(5)
+    assert "the argos backend could not be loaded" in caplog.text
+    assert "libctranslate2.so.4" in caplog.text and "translations stay pending" in caplog.text
+    assert all(row.state == "pending" and row.attempts == 0
+               for row in rows_of(runtime, application))
 
 
 async def test_serve_translates_in_the_background_while_conversations_go_on(

@@ -7,7 +7,10 @@ One round takes the due jobs of each language pair the backend covers, a batch a
 reuses earlier translations of identical texts, translates each remaining text once, and
 records every result in one transaction. A batch that fails or hangs is retried text by text,
 so one bad text fails alone; a job is retried with backoff and marked `failed`, with the
-error, after GATEWAY_TRANSLATION_MAX_ATTEMPTS tries.
+error, after GATEWAY_TRANSLATION_MAX_ATTEMPTS tries. A job tried before is claimed alone, so a
+text that kills the process (and with it the batch's record) costs no other text more than one
+attempt, and once its last claim runs out without a result it is marked `failed` too. Each
+claim's lease counts from when it is taken, however long the round's earlier batches took.
 
 The secretariat's notices are jobs too (into the applicant's language, from Chinese or
 English): when one is done, its follow-up message to the applicant is queued in the same
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,7 +30,7 @@ from typing import Any, TypeVar
 from gateway.decisions import deliver_translation, translation_failed
 from gateway.runtime import Runtime
 from gateway.service import now_utc
-from gateway.translation import build_translator
+from gateway.translation import NoTranslator, build_translator
 from intake.translation import Translation, TranslationUnavailable, Translator
 from storage import translations
 from storage.db import transaction
@@ -70,6 +74,8 @@ class TranslationWorker:
         self.settings = runtime.settings
         self.translator = translator or build_translator(runtime.settings)
         self._waiting_told: set[tuple[str, str]] = set()
+        self.clock: Callable[[], float] = time.monotonic
+        self._round_start = (now_utc(), self.clock())
 
     def run(self, stop: threading.Event) -> None:
         """Rounds until `stop` is set; idle rounds sleep the worker interval."""
@@ -89,6 +95,7 @@ class TranslationWorker:
         """One batch for each covered language pair with due jobs; English targets first, so
         a pivot through English reuses what was just translated."""
         report = TranslationRound()
+        self._round_start = (now, self.clock())
         for model in JOB_MODELS:
             with transaction(self.runtime.sessions) as session:
                 pairs = translations.due_pairs(session, now, model)
@@ -96,14 +103,28 @@ class TranslationWorker:
             self._tell_waiting([pair for pair in pairs if pair not in covered])
             report += TranslationRound(waiting=len(pairs) - len(covered))
             for source, target in sorted(covered, key=lambda pair: (pair[0], pair[1] != "en")):
-                report += self._batch(source, target, now, model)
+                report += self._batch(source, target, model)
         return report
 
-    def _batch(self, source: str, target: str, now: datetime,
-               model: Model = FieldTranslation) -> TranslationRound:
+    def _now(self) -> datetime:
+        """The round's time plus what has passed since it began: a lease taken after a slow
+        batch of another pair must still last its full length."""
+        start, started = self._round_start
+        return start + timedelta(seconds=self.clock() - started)
+
+    def _batch(self, source: str, target: str, model: Model = FieldTranslation
+               ) -> TranslationRound:
         """Claim, translate and record one batch of one language pair."""
+        now = self._now()
         lease_until = now + timedelta(seconds=3 * self.settings.translation_timeout_seconds + 60)
         with transaction(self.runtime.sessions) as session:
+            given_up = translations.give_up_unfinished(
+                session, source, target, now, self.settings.translation_max_attempts, model)
+            for job_id in given_up:
+                log.warning("translation job %d: given up, its translation never finished",
+                            job_id)
+                if model is NoticeTranslation:
+                    translation_failed(session, session.get_one(NoticeTranslation, job_id))
             jobs = translations.claim(session, source, target, now,
                                       self.settings.translation_batch_size, lease_until, model)
             hashes = {job.source_sha256 for job in jobs}
@@ -111,11 +132,12 @@ class TranslationWorker:
                        translations.earlier_translations(session, source, target, hashes,
                                                          model).items()}
         if not jobs:
-            return TranslationRound()
+            return TranslationRound(failed=len(given_up))
         texts = list(dict.fromkeys(job.source_text for job in jobs
                                    if job.source_sha256 not in earlier))
         outcomes = self._translate(texts, source, target) if texts else {}
-        return self._record(jobs, earlier, outcomes, now)
+        return self._record(jobs, earlier, outcomes, self._now()) + \
+            TranslationRound(failed=len(given_up))
 
     def _translate(self, texts: list[str], source: str, target: str) -> dict[str, Outcome]:
         """Each text's translation or error; a failed batch is retried text by text."""
@@ -181,7 +203,14 @@ def start_translation_worker(runtime: Runtime) -> Callable[[float], None]:
 
     def work() -> None:
         # Built in the thread: loading a backend (CTranslate2) must not hold up the caller.
-        TranslationWorker(runtime).run(stop)
+        try:
+            translator = build_translator(runtime.settings)
+        except Exception as error:  # noqa: BLE001 - without a backend, jobs wait (and say so)
+            log.exception("translation: the %s backend could not be loaded",
+                          runtime.settings.translation_backend)
+            translator = NoTranslator(f"the {runtime.settings.translation_backend} backend "
+                                      f"could not be loaded ({_describe(error)})")
+        TranslationWorker(runtime, translator).run(stop)
     thread = threading.Thread(target=work, name="translation-worker", daemon=True)
     thread.start()
 
