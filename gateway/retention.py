@@ -2,7 +2,10 @@
 they hold, their evidence files too when nothing kept refers to the same file.
 
 A draft is abandoned when it expired (GATEWAY_DRAFT_EXPIRY_DAYS after its reminder) without
-being submitted; it goes this many days after expiring. With it go its messages both ways,
+being submitted; it goes this many days after expiring. It is kept while the person has a
+message stored and not processed yet (they came back: processing it reopens the draft), and
+while one of its messages waits for a person (refused, doubtful or failed, not yet marked
+handled: the secretariat must still see it). With it go its messages both ways,
 its translations, its file downloads and every other row that refers to them (found from the
 schema's foreign keys, so a table added later is not forgotten). An evidence file goes only
 when no kept message and no application's evidence refers to its sha256, and not while a new
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, delete, func, select
+from sqlalchemy import ColumnElement, Table, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.runtime import Runtime
@@ -63,7 +66,8 @@ def purge(runtime: Runtime, now: datetime, dry_run: bool = False) -> RetentionRe
         drafts = list(session.scalars(
             select(Conversation).where(Conversation.status == "expired",
                                        Conversation.application_id.is_(None),
-                                       Conversation.expired_at < report.cutoff)
+                                       Conversation.expired_at < report.cutoff,
+                                       _untouched_since_expiry())
             .order_by(Conversation.id).with_for_update()))
         if not drafts:
             return report
@@ -81,6 +85,18 @@ def purge(runtime: Runtime, now: datetime, dry_run: bool = False) -> RetentionRe
         log.info("retention: deleted %d abandoned drafts, %d rows, %d evidence files",
                  len(ids), sum(report.rows.values()), report.files_deleted)
     return report
+
+
+def _untouched_since_expiry() -> ColumnElement[bool]:
+    """Nobody came back to the draft, and none of its messages waits for a person."""
+    came_back = select(InboundRow.id).where(
+        InboundRow.channel == Conversation.channel,
+        InboundRow.sender_index == Conversation.sender_index,
+        InboundRow.processed_at.is_(None), InboundRow.handled_at.is_(None))
+    needs_person = select(InboundRow.id).where(
+        InboundRow.conversation_id == Conversation.id, InboundRow.handled_at.is_(None),
+        or_(InboundRow.needs_person.is_not(None), InboundRow.error_sealed.is_not(None)))
+    return ~exists(came_back) & ~exists(needs_person)
 
 
 def _files(session: Session, ids: Sequence[int]) -> tuple[set[str], set[str]]:

@@ -18,6 +18,7 @@ from gateway.runtime import Runtime
 from gateway.service import now_utc
 from gateway.settings import Settings
 from intake.messages import Attachment, InboundMessage
+from storage import mail as mail_store
 from storage import repository
 from storage.db import transaction
 from storage.models import Conversation, InboundFile, OutboxMessage
@@ -116,3 +117,103 @@ def test_without_a_retention_setting_nothing_is_purged(settings: Settings,
     monkeypatch.delenv("GATEWAY_DRAFT_RETENTION_DAYS", raising=False)
     assert main(["retention", "purge", "--dry-run"]) == 0
     assert "drafts are kept" in capsys.readouterr().out
+
+
+def expire(runtime: Runtime, conversation_id: int, days_ago: float) -> None:
+    """The draft expired this many days ago (the worker's expiry, moved back in time)."""
+    with transaction(runtime.sessions) as session:
+        session.execute(update(Conversation).where(Conversation.id == conversation_id).values(
+            status="expired", expired_at=now_utc() - timedelta(days=days_ago)))
+
+
+def exists(runtime: Runtime, conversation_id: int) -> bool:
+    with transaction(runtime.sessions) as session:
+        return session.get(Conversation, conversation_id) is not None
+
+
+def test_a_message_waiting_for_a_person_keeps_its_draft_until_handled(
+        runtime: Runtime, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    abandoned = draft(runtime, "ana", [])
+    with transaction(runtime.sessions) as session:
+        doubtful = session.scalars(select(InboundRow.id).where(
+            InboundRow.conversation_id == abandoned).order_by(InboundRow.id.desc())).first()
+        assert doubtful is not None
+        # What the e-mail intake records for a mail whose attachment it could not keep.
+        session.execute(update(InboundRow).where(InboundRow.id == doubtful).values(
+            needs_person="a file was not kept (too large)"))
+    expire(runtime, abandoned, days_ago=11)
+
+    assert purge(runtime, monkeypatch, capsys, "--dry-run")["drafts"] == []
+    assert purge(runtime, monkeypatch, capsys)["drafts"] == []
+    with transaction(runtime.sessions) as session:
+        assert [row.id for row in mail_store.needing_person(session)] == [doubtful]
+        mail_store.mark_handled(session, doubtful, "olivia", now_utc())
+    assert [d["id"] for d in purge(runtime, monkeypatch, capsys)["drafts"]] == [abandoned]
+    assert not exists(runtime, abandoned)
+
+
+def test_a_person_who_comes_back_as_the_purge_runs_keeps_their_draft(
+        runtime: Runtime, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    abandoned = draft(runtime, "ana", [])
+    expire(runtime, abandoned, days_ago=11)
+    # Their message is stored; its processing waits (the sender's rate, a busy instance).
+    inbound_id = runtime.intake.receive(InboundMessage("terminal", "ana", uuid.uuid4().hex,
+                                                       "I am back, sorry"))
+    assert inbound_id is not None
+
+    assert purge(runtime, monkeypatch, capsys, "--dry-run")["drafts"] == []
+    assert purge(runtime, monkeypatch, capsys)["drafts"] == []
+    replies = runtime.intake.process(inbound_id)
+    with transaction(runtime.sessions) as session:
+        conversation = repository.current_conversation(session, "terminal", "ana")
+        assert conversation is not None and conversation.id == abandoned
+        assert conversation.status == "draft" and conversation.state["answers"]
+    assert replies and not any("Welcome" in reply.message.text for reply in replies)
+
+
+def test_at_the_boundary_the_dry_run_lists_exactly_what_the_purge_deletes(
+        runtime: Runtime, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    older = draft(runtime, "ana", [])
+    younger = draft(runtime, "ben", [])
+    expire(runtime, older, days_ago=10 + 1 / 24)     # an hour past the 10 days
+    expire(runtime, younger, days_ago=10 - 1 / 24)   # an hour to go
+    listed = purge(runtime, monkeypatch, capsys, "--dry-run")
+    done = purge(runtime, monkeypatch, capsys)
+    assert [d["id"] for d in listed["drafts"]] == [d["id"] for d in done["drafts"]] == [older]
+    assert listed["rows"] == done["rows"] and listed["files"] == done["files"]
+    assert not exists(runtime, older) and exists(runtime, younger)
+
+
+def test_nothing_submitted_goes_with_an_abandoned_draft(
+        runtime: Runtime, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    photo = runtime.evidence.accept(b"photo of the river", "river.txt")
+    at = ENGLISH_FILING.index("Photos of the river; twelve neighbours saw the pipe.")
+    for line in [*ENGLISH_FILING[:at]]:
+        runtime.intake.handle(InboundMessage("terminal", "cleo", uuid.uuid4().hex, line))
+    runtime.intake.handle(InboundMessage("terminal", "cleo", uuid.uuid4().hex,
+                                         attachments=(photo,)))
+    for line in ENGLISH_FILING[at + 1:]:
+        delivered = runtime.intake.handle(InboundMessage("terminal", "cleo", uuid.uuid4().hex,
+                                                         line))
+    assert delivered and delivered[-1].message.reference
+    abandoned = draft(runtime, "ana", [photo])          # the same photo, in a draft
+    expire(runtime, abandoned, days_ago=11)
+    old = time.time() - 7200
+    os.utime(runtime.evidence.path_of(photo.sha256), (old, old))
+    before = counts(runtime)
+
+    done = purge(runtime, monkeypatch, capsys)
+    assert [d["id"] for d in done["drafts"]] == [abandoned]
+    assert done["files"] == [] and done["files_kept"] == 1
+    assert runtime.evidence.read(photo.sha256) == b"photo of the river"
+    with transaction(runtime.sessions) as session:
+        application = repository.application_by_reference(
+            session, delivered[-1].message.reference)
+        assert application is not None and application.status == "submitted"
+        assert [e.sha256 for e in repository.evidence_of(session, application.id)] == \
+            [photo.sha256]
+    assert counts(runtime)[0] == before[0] - 1
