@@ -12,19 +12,23 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from alembic.util import CommandError as MigrationError
 from pydantic import ValidationError
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from channels import terminal
 from gateway.evidence import AttachmentRefused
 from gateway.language_detection import build_detector, detector_name
 from gateway.queue import application_detail, queue_entry
+from gateway.redaction import redact, secrets_of
 from gateway.runtime import Runtime, open_runtime, upgrade_and_seal
-from gateway.service import Delivered
+from gateway.service import Delivered, now_utc
 from gateway.settings import Settings
 from gateway.staff import StaffError, add_user, disable_user, list_users
 from intake.messages import Attachment, InboundMessage, OutboundMessage
-from intake.workflow import ROLES
+from intake.workflow import ROLES, STATUSES
 from storage import repository, translations
+from storage.crypto import KeyConfigError
 from storage.db import DatabaseUnavailable, transaction
 from storage.models import Application
 
@@ -45,11 +49,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         return int(args.run(settings, args) or 0)
-    except DatabaseUnavailable as error:
-        print(f"gateway: the database is unavailable: {error}", file=sys.stderr)
-        return 3
+    except (DatabaseUnavailable, OperationalError) as error:
+        reason = error.orig if isinstance(error, OperationalError) else error
+        return _fail(settings, f"the database is unavailable: {reason}", 3)
+    except ArgumentError as error:
+        return _fail(settings, f"cannot open the database GATEWAY_DATABASE_URL names (sqlite:///"
+                               f"PATH or postgresql://USER@HOST/NAME): {error}", 2)
+    except MigrationError as error:
+        return _fail(settings, f"the database schema is not one this version knows (was it "
+                               f"upgraded by a newer version?): {error}", 2)
+    except KeyConfigError as error:
+        return _fail(settings, f"the encryption key: {error}", 2)
     except KeyboardInterrupt:
         return 130
+
+
+def _fail(settings: Settings, message: str, status: int) -> int:
+    """Say what went wrong in one line, with every secret masked (a database URL's password
+    may be in a driver's message), and return the exit status."""
+    try:
+        secrets = secrets_of(settings)
+    except (OSError, ValueError):
+        secrets = []
+    print(f"gateway: {redact(message, secrets)}", file=sys.stderr)
+    return status
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,13 +98,16 @@ def _parser() -> argparse.ArgumentParser:
     queue_commands = queue.add_subparsers(dest="queue_command", required=True, metavar="COMMAND")
     listing = queue_commands.add_parser("list", help="applications by review deadline")
     listing.add_argument("--json", action="store_true")
-    listing.add_argument("--status")
+    listing.add_argument("--status", choices=STATUSES)
     listing.add_argument("--channel")
     listing.add_argument("--language")
     listing.set_defaults(run=_queue_list)
     show = queue_commands.add_parser("show", help="one application in full")
     show.add_argument("reference")
     show.add_argument("--json", action="store_true")
+    show.add_argument("--reveal", action="store_true",
+                      help="show identity data a confidentiality request protects (masked "
+                           "otherwise); written to the audit log, as every view of identity is")
     show.set_defaults(run=_queue_show)
 
     stats = commands.add_parser("stats", help="counts from the database: messages in and out, "
@@ -366,7 +392,6 @@ def _keys_generate(settings: Settings, args: argparse.Namespace) -> int:
 
 def _retention_purge(settings: Settings, args: argparse.Namespace) -> int:
     from gateway.retention import purge
-    from gateway.service import now_utc
 
     runtime = open_runtime(settings)
     try:
@@ -428,13 +453,16 @@ def _queue_show(settings: Settings, args: argparse.Namespace) -> int:
         with transaction(runtime.sessions) as session:
             application: Application | None = repository.application_by_reference(
                 session, normalise_reference(args.reference))
-            detail = (application_detail(session, runtime.engine, application)
+            detail = (_detail_as_allowed(session, runtime, application, args.reveal)
                       if application else None)
     finally:
         runtime.close()
     if detail is None:
         print(f"gateway: no application {args.reference}", file=sys.stderr)
         return 1
+    if detail["identity_masked"]:
+        print("gateway: identity data is masked: a confidentiality request protects it "
+              "(--reveal shows it, and the audit log records that)", file=sys.stderr)
     if args.json:
         print(json.dumps(detail, ensure_ascii=False, indent=2))
         return 0
@@ -450,6 +478,61 @@ def _queue_show(settings: Settings, args: argparse.Namespace) -> int:
               + (f" ({item['media_type']}, {item['size']} bytes)" if item["sha256"] else ""))
     _print_translations(detail["translations"])
     return 0
+
+
+def _detail_as_allowed(session: Any, runtime: Runtime, application: Application, reveal: bool
+                       ) -> dict[str, Any]:
+    """The application in full, with identity data masked under a pending or granted
+    confidentiality request unless revealed, as the secretariat's pages do; every view of
+    identity data is written to the audit log, under the login name of whoever ran this."""
+    from gateway.decisions import confidentiality_of
+    from storage.models import AuditEvent
+
+    detail = application_detail(session, runtime.engine, application)
+    protected = confidentiality_of(application).protects_identity
+    detail["identity_masked"] = protected and not reveal
+    if detail["identity_masked"]:
+        return _masked_detail(session, runtime, application, detail)
+    repository.add_audit(session, AuditEvent(
+        at=now_utc(), user_id=None, username=f"cli:{_login_name()}"[:64],
+        action="identity.reveal" if protected else "identity.view",
+        application_id=application.id, reference=application.reference,
+        detail={"where": "gateway queue show"}))
+    return detail
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this user id (a container)
+        return "unknown"
+
+
+def _masked_detail(session: Any, runtime: Runtime, application: Application,
+                   detail: dict[str, Any]) -> dict[str, Any]:
+    """`detail` with every identifying value masked: identity answers whole (their
+    translations too), and every name, address or contact the applicant gave cut out of the
+    other texts, in any case (gateway.review's masking)."""
+    from gateway.review import _identity_masker, _masked, identity_keys
+    from intake.workflow import MASK, mask_fields
+
+    engine = runtime.engine
+    keys = identity_keys(engine.form)
+    lines = repository.transcript(session, repository.conversations_of(session, application.id))
+    _, mask = _identity_masker(engine, application, lines)
+    detail["fields"] = _masked(mask_fields(application.fields, keys, []), mask)
+    for item in detail["evidence"]:
+        item["filename"] = mask(item["filename"]) if item["filename"] else item["filename"]
+        item["description"] = mask(item["description"]) if item["description"] else \
+            item["description"]
+    for text in detail["translations"]:
+        whole = text["field"] in keys
+        text["original"] = MASK if whole else mask(text["original"])
+        for language in ("zh", "en"):
+            version = text.get(language)
+            if version is not None and version["text"]:
+                version["text"] = MASK if whole else mask(version["text"])
+    return detail
 
 
 def _print_translations(texts: list[dict[str, Any]]) -> None:
@@ -592,8 +675,13 @@ def _read_password(from_stdin: bool) -> str:
     """The new password: one line of standard input, or typed twice at a terminal."""
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    first = getpass.getpass("Password: ")
-    if getpass.getpass("Again: ") != first:
+    try:
+        first = getpass.getpass("Password: ")
+        again = getpass.getpass("Again: ")
+    except EOFError as error:
+        raise StaffError("no password given: type it twice at a terminal, or pass "
+                         "--password-stdin and write it to standard input") from error
+    if again != first:
         raise StaffError("the two passwords differ")
     return first
 

@@ -12,13 +12,15 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 
 from gateway.runtime import open_runtime
 from gateway.settings import Settings
+from storage.crypto import new_key
 from storage.db import transaction
-from storage.models import InboundMessage
+from storage.models import AuditEvent, InboundMessage
 from tests.filings import CHINESE_FILING, ENGLISH_FILING
+from tests.test_secretariat import CONFIDENTIAL_FILING
 
 GATEWAY = [sys.executable, "-m", "gateway.cli"]
 
@@ -212,3 +214,89 @@ def _wait_for(url: str, seconds: float = 30) -> bytes:
             if time.monotonic() > deadline:
                 pytest.fail(f"{url} did not answer within {seconds} s")
             time.sleep(0.2)
+
+
+# -- bad input: one clear line and a nonzero exit, never a traceback or a secret ------------
+
+
+@pytest.mark.parametrize(("url", "status", "said"), [
+    ("postgresql://gateway:s3cret-pw@127.0.0.1:9/mcm", 3, "the database is unavailable"),
+    ("postgres://gateway:s3cret-pw@127.0.0.1/mcm", 2, "GATEWAY_DATABASE_URL"),
+    ("gateway:s3cret-pw", 2, "GATEWAY_DATABASE_URL"),
+], ids=["unreachable", "unknown scheme", "not a URL"])
+def test_a_database_that_cannot_be_opened_is_a_clear_error(tmp_path: Path, url: str,
+                                                           status: int, said: str) -> None:
+    result = gateway(tmp_path, "queue", "list", env={"GATEWAY_DATABASE_URL": url})
+    error = result.stderr.decode()
+    assert result.returncode == status, error
+    assert said in error and "Traceback" not in error and "s3cret-pw" not in error
+
+
+def test_a_missing_or_wrong_key_is_a_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "keys" / "gateway.key"
+    result = gateway(tmp_path, "queue", "list", env={"GATEWAY_ENCRYPTION_KEY_FILE": str(missing)})
+    assert result.returncode == 2
+    assert b"gateway.key, which does not exist" in result.stderr
+    assert b"Traceback" not in result.stderr
+
+    chat(tmp_path, ENGLISH_FILING[:5])  # sealed under the key file made in the data folder
+    other = new_key()
+    result = gateway(tmp_path, "queue", "list", env={"GATEWAY_ENCRYPTION_KEY": other})
+    assert result.returncode == 2 and b"sealed under key" in result.stderr
+    assert b"Traceback" not in result.stderr and other.encode() not in result.stderr
+
+
+def test_a_database_of_a_newer_version_is_a_clear_error(tmp_path: Path) -> None:
+    assert gateway(tmp_path, "db", "upgrade").returncode == 0
+    database = create_engine(Settings(data_dir=tmp_path).effective_database_url)
+    with database.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0099_future'"))
+    database.dispose()
+    for command in (("db", "upgrade"), ("queue", "list")):
+        result = gateway(tmp_path, *command)
+        assert result.returncode == 2
+        assert b"0099_future" in result.stderr and b"Traceback" not in result.stderr
+
+
+def test_users_add_without_a_terminal_says_how_to_give_the_password(tmp_path: Path) -> None:
+    result = gateway(tmp_path, "users", "add", "carol", "--role", "officer")  # stdin: empty
+    assert result.returncode == 1
+    assert b"--password-stdin" in result.stderr and b"Traceback" not in result.stderr
+    assert b"No users yet" in gateway(tmp_path, "users", "list").stdout
+
+
+def test_queue_list_refuses_a_status_that_does_not_exist(tmp_path: Path) -> None:
+    result = gateway(tmp_path, "queue", "list", "--status", "submited")
+    assert result.returncode == 2 and b"invalid choice: 'submited'" in result.stderr
+
+
+def test_queue_show_masks_identity_a_confidentiality_request_protects(tmp_path: Path) -> None:
+    reference = chat(tmp_path, CONFIDENTIAL_FILING)[-1]["reference"]
+    identity = ("Mwamba", "Kasulo, Kolwezi, Lualaba", "970 000 001", "jane")
+
+    masked = gateway(tmp_path, "queue", "show", reference, "--json")
+    assert masked.returncode == 0
+    detail = json.loads(masked.stdout)
+    assert detail["fields"]["applicant.name"] == "[confidential]"
+    assert detail["fields"]["respondent.name"] == "Kolwezi Mining SARL"
+    assert not [value for value in identity if value in masked.stdout.decode()]
+    assert b"confidentiality request" in masked.stderr
+    text_view = gateway(tmp_path, "queue", "show", reference).stdout.decode()
+    assert "[confidential]" in text_view
+    assert not [value for value in identity if value in text_view]
+
+    revealed = gateway(tmp_path, "queue", "show", reference, "--json", "--reveal")
+    assert json.loads(revealed.stdout)["fields"]["applicant.name"] == "Jane Mwamba"
+    open_reference = chat(tmp_path, ENGLISH_FILING, sender="ben")[-1]["reference"]
+    shown = json.loads(gateway(tmp_path, "queue", "show", open_reference, "--json").stdout)
+    assert shown["fields"]["applicant.name"] == "Jane Mwamba"
+
+    runtime = open_runtime(Settings(data_dir=tmp_path))
+    try:
+        with transaction(runtime.sessions) as session:
+            audit = [(event.action, event.reference, event.username.startswith("cli:"))
+                     for event in session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
+    finally:
+        runtime.close()
+    assert audit == [("identity.reveal", reference, True),
+                     ("identity.view", open_reference, True)]
