@@ -39,8 +39,9 @@ def open_engine(url: str) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         _WRITER[engine] = WriterLock()
         return engine
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    for scheme in ("postgresql://", "postgres://"):  # postgres:// as Heroku and libpq write it
+        if url.startswith(scheme):
+            url = "postgresql+psycopg://" + url.removeprefix(scheme)
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 

@@ -221,9 +221,10 @@ def _wait_for(url: str, seconds: float = 30) -> bytes:
 
 @pytest.mark.parametrize(("url", "status", "said"), [
     ("postgresql://gateway:s3cret-pw@127.0.0.1:9/mcm", 3, "the database is unavailable"),
-    ("postgres://gateway:s3cret-pw@127.0.0.1/mcm", 2, "GATEWAY_DATABASE_URL"),
+    ("postgres://gateway:s3cret-pw@127.0.0.1:9/mcm", 3, "the database is unavailable"),
+    ("postgre://gateway:s3cret-pw@127.0.0.1/mcm", 2, "GATEWAY_DATABASE_URL"),
     ("gateway:s3cret-pw", 2, "GATEWAY_DATABASE_URL"),
-], ids=["unreachable", "unknown scheme", "not a URL"])
+], ids=["unreachable", "postgres:// is PostgreSQL too", "unknown scheme", "not a URL"])
 def test_a_database_that_cannot_be_opened_is_a_clear_error(tmp_path: Path, url: str,
                                                            status: int, said: str) -> None:
     result = gateway(tmp_path, "queue", "list", env={"GATEWAY_DATABASE_URL": url})
