@@ -513,14 +513,14 @@ def _masked_detail(session: Any, runtime: Runtime, application: Application,
     """`detail` with every identifying value masked: identity answers whole (their
     translations too), and every name, address or contact the applicant gave cut out of the
     other texts, in any case (gateway.review's masking)."""
-    from gateway.review import _identity_masker, _masked, identity_keys
+    from gateway.review import identity_keys, identity_masker, masked_with
     from intake.workflow import MASK, mask_fields
 
     engine = runtime.engine
     keys = identity_keys(engine.form)
     lines = repository.transcript(session, repository.conversations_of(session, application.id))
-    _, mask = _identity_masker(engine, application, lines)
-    detail["fields"] = _masked(mask_fields(application.fields, keys, []), mask)
+    _, mask = identity_masker(engine, application, lines)
+    detail["fields"] = masked_with(mask_fields(application.fields, keys, []), mask)
     for item in detail["evidence"]:
         item["filename"] = mask(item["filename"]) if item["filename"] else item["filename"]
         item["description"] = mask(item["description"]) if item["description"] else \

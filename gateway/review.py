@@ -255,8 +255,8 @@ def _view(runtime: Runtime, session: Session, application: Application, masked: 
     engine = runtime.engine
     keys = identity_keys(engine.form)
     lines = repository.transcript(session, repository.conversations_of(session, application.id))
-    answers, mask = _identity_masker(engine, application, lines)
-    fields = (_masked(workflow.mask_fields(application.fields, keys, []), mask) if masked
+    answers, mask = identity_masker(engine, application, lines)
+    fields = (masked_with(workflow.mask_fields(application.fields, keys, []), mask) if masked
               else dict(application.fields))
 
     def shown(text: str) -> str:
@@ -309,7 +309,7 @@ def _view(runtime: Runtime, session: Session, application: Application, masked: 
 Line = tuple[str, datetime, dict[str, Any]]
 
 
-def _identity_masker(engine: Engine, application: Application, lines: Sequence[Line]
+def identity_masker(engine: Engine, application: Application, lines: Sequence[Line]
                      ) -> tuple[set[int], Callable[[str], str]]:
     """The transcript lines that answer an identity question (masked whole), and the function
     that masks every identifying value in a text, whatever its case: the current answers, the
@@ -352,14 +352,14 @@ def _identity_answers(lines: Sequence[Line], keys: set[str]) -> tuple[set[int], 
     return answering, taken
 
 
-def _masked(value: Any, mask: Callable[[str], str]) -> Any:
+def masked_with(value: Any, mask: Callable[[str], str]) -> Any:
     """A field's value with every identifying text masked, however deep."""
     if isinstance(value, str):
         return mask(value)
     if isinstance(value, list):
-        return [_masked(item, mask) for item in value]
+        return [masked_with(item, mask) for item in value]
     if isinstance(value, dict):
-        return {key: _masked(item, mask) for key, item in value.items()}
+        return {key: masked_with(item, mask) for key, item in value.items()}
     return value
 
 
@@ -463,7 +463,7 @@ def evidence_file(runtime: Runtime, staff: Staff, reference: str, sha256: str
         if confidentiality_of(application).protects_identity:
             lines = repository.transcript(session, repository.conversations_of(
                 session, application.id))
-            filename = _identity_masker(runtime.engine, application, lines)[1](filename)
+            filename = identity_masker(runtime.engine, application, lines)[1](filename)
         repository.add_audit(session, audit_event(staff, "evidence.download", application,
                                                   sha256=sha256))
         return filename, item.size or 0
