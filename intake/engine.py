@@ -227,7 +227,7 @@ class Engine:
         """First contact: welcome, and ask which language to use (guessed, then confirmed).
         Files sent with the first message (a photo of the river, often) are kept as
         evidence of the application."""
-        guess = guess_language(text, ctx.hints, self.form.languages, self.detector,
+        guess = guess_language(text, ctx.hints, self.form.languages, self._reader(text),
                                self.catalogs.default_language)
         state.status = "filling"
         state.language = None
@@ -280,6 +280,14 @@ class Engine:
         number = int(folded)
         return shown[number - 1].id if 1 <= number <= len(shown) else text
 
+    def _reader(self, text: str) -> LanguageDetector:
+        """The detector, unless the text is a greeting only one language says ("hi",
+        "habari", "oi"): a detector reads two letters as noise ("Hi" came out Swahili)."""
+        folded = fold(text)
+        saying = [language for language in self.form.languages
+                  if folded in self._words_of(language, "words.greeting")]
+        return _Known({saying[0]: 1.0}) if len(saying) == 1 else self.detector
+
     def _first_language_reply(self, state: State, step: Step, text: str, ctx: Context) -> str:
         """The first answer to "which language?", before any language is chosen. A yes ("oui",
         "ndiyo", "是") takes the language the question was asked in. Words that name no
@@ -300,7 +308,7 @@ class Engine:
             return text
         if sum(ch.isalpha() for ch in text) >= MIN_LETTERS_TO_GUESS:
             state.guessed_language = guess_language(
-                text, ctx.hints, self.form.languages, self.detector,
+                text, ctx.hints, self.form.languages, self._reader(text),
                 state.guessed_language or self.catalogs.default_language)
         return text
 
@@ -1007,6 +1015,16 @@ class Engine:
     def _applies(self, state: State, key: str) -> bool:
         """Whether the step with this key is in the form and applies now."""
         return self.form.has(key) and self.form.step(key).applies(state.answers)
+
+
+@dataclass(frozen=True)
+class _Known:
+    """A reading of the words that is not in doubt."""
+
+    scores: dict[str, float]
+
+    def detect(self, text: str) -> dict[str, float]:
+        return self.scores
 
 
 def _present(value: Any) -> bool:

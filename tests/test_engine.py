@@ -669,6 +669,16 @@ def test_a_photo_sent_as_the_first_message_is_evidence_of_the_application() -> N
     assert evidence[1]["text"] == "Photos of the red well water"
 
 
+@pytest.mark.parametrize(("greeting", "language"), [
+    ("Hi", "en"), ("Oi", "pt"), ("Habari", "sw"), ("Halo!", "id"), ("Hola", "es"),
+    ("Salut", "fr"), ("您好", "zh")])
+def test_a_greeting_of_one_language_is_welcomed_in_it(greeting: str, language: str) -> None:
+    chat = Conversation()
+    chat.send(greeting)
+    assert chat.engine.catalogs.text(language, "field.language.prompt") in chat.text
+    assert chat.state.guessed_language == language
+
+
 def greeted_before_writing(hints: dict[str, str] | None = None) -> Conversation:
     """The web and terminal chats: the welcome and the language question come first."""
     chat = Conversation(hints)
