@@ -14,6 +14,10 @@ may then arrive twice, which beats never. So a sender sends only while its claim
 (LEASE_MARGIN) and gives back, unsent, a row whose turn under the rate limits comes later; and
 on a graceful stop it records every outcome it knows before it ends (`close`).
 
+Every part's provider id is recorded (storage.delivery.record_parts), so a delivery report on
+any part reaches the row: one part not delivered marks the reply failed, where the
+secretariat sees it.
+
 The web chat and the terminal deliver their own rows, so the sender never touches them.
 """
 
@@ -92,6 +96,17 @@ class Outcome:
     rendering: Rendering | None = None
     failure: SendFailure | None = None
     given_back: bool = False  # the rest was not sent: the row is due again, for any sender
+
+    @property
+    def announces(self) -> bool:
+        """Whether what went out is the template that announces a held message, not the
+        message itself."""
+        return bool(self.rendering and self.rendering.hold)
+
+    @property
+    def holds(self) -> bool:
+        """Whether the row waits for the person now: a template announced it, nothing failed."""
+        return self.announces and self.failure is None and not self.given_back
 
 
 class OutboxSender:
@@ -217,9 +232,10 @@ class OutboxSender:
 
     async def _send_parts(self, client: ChannelClient, claim: Claim, rendering: Rendering
                           ) -> Outcome:
-        """The parts not sent yet, each within the rate limits."""
+        """The parts not sent yet, each within the rate limits (a template that announces a
+        held message is never part of the message: it goes whole)."""
         ids: list[str] = []
-        for part in rendering.parts[claim.parts_sent:]:
+        for part in rendering.parts[0 if rendering.hold else claim.parts_sent:]:
             if not await self._wait_for_turn(client, claim):
                 return Outcome(ids, rendering, given_back=True)
             try:
@@ -275,34 +291,57 @@ class OutboxSender:
         def work() -> list[None]:
             with transaction(self.runtime.sessions) as session:
                 rows = delivery.claimed_rows(session, [claim for claim, _ in group])
+                wrote = delivery.heard_from_since(session, [
+                    claim for claim, outcome in group
+                    if outcome.holds and claim.outbox_id in rows])
                 now = self.now()
+                sent: list[delivery.SentParts] = []
                 for claim, outcome in group:
                     row = rows.get(claim.outbox_id)
                     if row is None:
                         log.warning("outbox row %s was taken by another sender",
                                     claim.outbox_id)
                         continue
-                    row.parts_sent = claim.parts_sent + len(outcome.ids)
+                    self._record_row(session, row, claim, outcome, now,
+                                     claim.outbox_id in wrote)
                     if outcome.ids:
-                        row.provider_message_id = outcome.ids[-1]
-                    if outcome.given_back:  # not an attempt: the rest was never tried
-                        row.state, row.next_attempt_at = "pending", now
-                        continue
-                    row.attempts += 1
-                    if outcome.failure is None:
-                        self._sent(row, outcome.rendering, now)
-                    else:
-                        self._failed(session, row, claim, outcome.failure, now)
+                        first = 0 if outcome.announces else claim.parts_sent + 1
+                        sent.append(delivery.SentParts(row, outcome.ids, first))
+                delivery.record_parts(session, sent, now)
             return [None] * len(group)
         return with_retry(work)
 
-    def _sent(self, row: Any, rendering: Rendering | None, now: datetime) -> None:
+    def _record_row(self, session: Any, row: Any, claim: Claim, outcome: Outcome,
+                    now: datetime, heard_since: bool) -> None:
+        """One row's outcome; `heard_since`: the person wrote after it was claimed."""
+        if outcome.ids:
+            row.provider_message_id = outcome.ids[-1]
+        if not outcome.announces:
+            row.parts_sent = claim.parts_sent + len(outcome.ids)
+        if not outcome.given_back:  # given back, the rest was never tried: not an attempt
+            row.attempts += 1
+        if row.delivery_status == "failed":  # a part sent earlier was reported undelivered
+            row.state, row.next_attempt_at = "failed", None
+        elif outcome.given_back:
+            row.state, row.next_attempt_at = "pending", now
+        elif outcome.failure is None:
+            self._sent(row, outcome.rendering, now, heard_since)
+        else:
+            self._failed(session, row, claim, outcome.failure, now)
+
+    def _sent(self, row: Any, rendering: Rendering | None, now: datetime,
+              heard_since: bool) -> None:
         row.last_error = None
         row.next_attempt_at = None
         row.delivery_mode = rendering.mode if rendering else None
         if rendering is not None and rendering.hold:
-            # Only the template went out; the message itself waits for the person's reply.
-            row.state, row.parts_sent = "held", 0
+            # Only the template went out; the message itself waits for the person's reply,
+            # unless it came while the template was on its way: their message found the row
+            # being sent, not held, and released nothing (storage.delivery.release_held).
+            if heard_since:
+                row.state, row.next_attempt_at, row.delivery_mode = "pending", now, None
+            else:
+                row.state = "held"
             return
         row.state, row.sent_at = "sent", now
 

@@ -3,22 +3,39 @@ claims and results, delivery reports and blocked people. They flush but never co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Select, Table, Update, bindparam, exists, select, update
+from sqlalchemy import (
+    Select,
+    Table,
+    Update,
+    bindparam,
+    delete,
+    exists,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
-from storage.models import Conversation, MediaDownload, OutboxMessage
+from storage.models import Conversation, MediaDownload, OutboxMessage, OutboxPart
 from storage.models import InboundMessage as InboundRow
 from storage.repository import add_files, by_sender
 from storage.sealing import keyring_of
 
 # Outbox rows in these states keep the rows after them (same conversation) waiting.
 UNFINISHED = ("pending", "sending", "held")
+# What a delivery report can say that changes anything ("sent", "queued" and the like do not).
+REPORTED = ("delivered", "read", "failed")
+# How long a report on a part not recorded yet is kept for it. The sender records a reply's
+# parts once its last part is out, within its claim (minutes); a reply whose sender died is
+# sent again, under new ids, so a report older than this names nothing that will come.
+EARLY_REPORT_KEPT = timedelta(days=1)
 
 
 class MediaToFetch(Protocol):
@@ -132,7 +149,10 @@ def backlog(session: Session, inbound_id: int, max_attempts: int,
 
 @dataclass(frozen=True)
 class Claim:
-    """An outbox row taken by one sender, with what sending it needs to know."""
+    """An outbox row taken by one sender, with what sending it needs to know.
+
+    `last_inbound_at` is when the person last wrote on this channel, in any of their
+    conversations (WhatsApp's 24-hour window is the phone number's, not a conversation's)."""
 
     outbox_id: int
     lease: datetime
@@ -170,6 +190,7 @@ def claim_outbox(session: Session, channels: Sequence[str], now: datetime, lease
     rows = list(session.scalars(statement))
     conversations = {c.id: c for c in session.scalars(select(Conversation).where(
         Conversation.id.in_([r.conversation_id for r in rows if r.conversation_id])))}
+    heard = last_heard(session, [(row.channel, row.recipient) for row in rows])
     claims = []
     for row in rows:
         conversation = conversations.get(row.conversation_id or 0)
@@ -179,10 +200,38 @@ def claim_outbox(session: Session, channels: Sequence[str], now: datetime, lease
             body=dict(row.body), kind=row.kind, attempts=row.attempts, parts_sent=row.parts_sent,
             conversation_id=row.conversation_id,
             language=conversation.language if conversation else None,
-            last_inbound_at=conversation.last_inbound_at if conversation else None,
+            last_inbound_at=heard.get((row.channel, row.recipient)),
             blocked=bool(conversation and conversation.blocked_at)))
     session.flush()
     return claims
+
+
+def last_heard(session: Session, people: Collection[tuple[str, str]]
+               ) -> dict[tuple[str, str], datetime]:
+    """When each (channel, person) last wrote, in any of their conversations; those who never
+    did are missing."""
+    keyring = keyring_of(session)
+    by_index = {(channel, index): (channel, person) for channel, person in set(people)
+                for index in keyring.indexes("sender", f"{channel}\x00{person}")}
+    if not by_index:
+        return {}
+    heard: dict[tuple[str, str], datetime] = {}
+    for channel, index, latest in session.execute(_last_heard(), {
+            "channels": sorted({channel for channel, _ in by_index}),
+            "indexes": sorted({index for _, index in by_index})}):
+        person = by_index.get((channel, index))
+        if person is not None and latest is not None:
+            heard[person] = max(latest, heard.get(person, latest))
+    return heard
+
+
+@cache
+def _last_heard() -> Select[str, str, datetime | None]:
+    return (select(Conversation.channel, Conversation.sender_index,
+                   func.max(Conversation.last_inbound_at))
+            .where(Conversation.channel.in_(bindparam("channels", expanding=True)),
+                   Conversation.sender_index.in_(bindparam("indexes", expanding=True)))
+            .group_by(Conversation.channel, Conversation.sender_index))
 
 
 def claimed_rows(session: Session, claims: Sequence[Claim]) -> dict[int, OutboxMessage]:
@@ -195,6 +244,22 @@ def claimed_rows(session: Session, claims: Sequence[Claim]) -> dict[int, OutboxM
             if row.state == "sending" and row.next_attempt_at == leases[row.id]}
 
 
+def heard_from_since(session: Session, claims: Sequence[Claim]) -> set[int]:
+    """Of these claims, the outbox ids whose person wrote after the claim was made (later than
+    it saw). Their conversations are locked for sharing: a message of theirs being processed
+    now is waited for, or finds the row held once this transaction commits, and releases it."""
+    found = set()
+    for claim in claims:
+        heard = session.scalars(select(Conversation.last_inbound_at).where(
+            by_sender(session, Conversation, claim.channel, claim.recipient))
+            .with_for_update(read=True))
+        latest = max((at for at in heard if at is not None), default=None)
+        if latest is not None and (claim.last_inbound_at is None
+                                   or latest > claim.last_inbound_at):
+            found.add(claim.outbox_id)
+    return found
+
+
 def mark_blocked(session: Session, channel: str, sender: str, blocked: bool, now: datetime
                  ) -> int:
     """Record that a person blocked the bot (or came back) on every conversation of theirs."""
@@ -205,7 +270,8 @@ def mark_blocked(session: Session, channel: str, sender: str, blocked: bool, now
 
 
 def release_held(session: Session, conversation_ids: Sequence[int], now: datetime) -> None:
-    """These people wrote: messages held for WhatsApp's 24-hour window go out now.
+    """These people wrote: messages held for WhatsApp's 24-hour window go out now, those of
+    every conversation of theirs on the channel (the window is the phone number's).
 
     A Core statement on the session's connection, run for every group of messages processed:
     no held row is ever loaded in the transaction that processes a message, so the ORM has
@@ -217,31 +283,154 @@ def release_held(session: Session, conversation_ids: Sequence[int], now: datetim
 @cache
 def _release_held() -> Update:
     table = cast(Table, OutboxMessage.__table__)
+    conversations = cast(Table, Conversation.__table__)
+    heard = conversations.alias("heard")
+    # During a key rotation a person's conversations can be indexed under two keys for a
+    # while; a row of one not yet indexed again waits for their next message.
+    theirs = (select(conversations.c.id)
+              .join(heard, (heard.c.channel == conversations.c.channel)
+                    & (heard.c.sender_index == conversations.c.sender_index))
+              .where(heard.c.id.in_(bindparam("held_in", expanding=True))))
     return (update(table)
-            .where(table.c.conversation_id.in_(bindparam("held_in", expanding=True)),
-                   table.c.state == "held")
+            .where(table.c.conversation_id.in_(theirs), table.c.state == "held")
             .values(state="pending", delivery_mode=None,
                     next_attempt_at=bindparam("released_at", type_=table.c.next_attempt_at.type)))
 
 
+# -- the parts sent and the providers' reports on them ---------------------------------------
+
+
+@dataclass(frozen=True)
+class SentParts:
+    """Parts of one outbox row the provider took: their ids in order, numbered from `first`
+    (0: the template that announces a held message)."""
+
+    row: OutboxMessage
+    provider_ids: Sequence[str]
+    first: int
+
+
+def record_parts(session: Session, sent: Sequence[SentParts], now: datetime) -> None:
+    """Make the parts just sent findable by the providers' delivery reports; a report that
+    came before its part was recorded counts for the row now."""
+    named = {(parts.row.channel, provider_id): parts
+             for parts in sent for provider_id in parts.provider_ids}
+    if not named:
+        return
+    indexes = _indexes(session, named)
+    _lock_reports(session, indexes)
+    early = {indexes[part.provider_message_index]: part for part in session.scalars(
+        select(OutboxPart).where(OutboxPart.outbox_id.is_(None),
+                                 OutboxPart.provider_message_index.in_(sorted(indexes)))
+        .with_for_update())}
+    for parts in sent:
+        for number, provider_id in enumerate(parts.provider_ids, start=parts.first):
+            part = early.get((parts.row.channel, provider_id)) or OutboxPart(
+                channel=parts.row.channel, provider_message_id=provider_id, blocked=False)
+            part.outbox_id, part.part, part.sent_at = parts.row.id, number, now
+            session.add(part)
+    for name, part in early.items():
+        _settle(session, named[name].row, part, now)
+
+
 def record_report(session: Session, channel: str, provider_message_id: str, status: str,
                   error: str | None, blocked: bool, now: datetime) -> bool:
-    """A provider's delivery report on a sent message; False when no sent row matches."""
-    indexes = keyring_of(session).indexes("provider_message",
-                                          f"{channel}\x00{provider_message_id}")
-    row = session.scalars(select(OutboxMessage).where(
-        OutboxMessage.channel == channel,
-        OutboxMessage.provider_message_index.in_(indexes))).first()
-    if row is None:
+    """A provider's delivery report on a message sent; False when it names no part recorded.
+    One that says something (delivered, read, failed) is kept then: it counts for the row once
+    the sender records the part (`record_parts`)."""
+    indexes = _indexes(session, [(channel, provider_message_id)])
+    part = _part(session, channel, indexes)
+    if part is None and status in REPORTED and _lock_reports(session, indexes):
+        part = _part(session, channel, indexes)  # recorded while this waited for the lock
+    if status not in REPORTED:
+        return part is not None and part.outbox_id is not None
+    if part is None:
+        part = _keep(session, channel, provider_message_id, now)
+    _note(part, status, error, blocked, now)
+    if part.outbox_id is None:
+        session.flush()
         return False
-    if status in ("delivered", "read") and row.delivery_status != "read":
-        row.delivery_status = status
-    elif status == "failed":
-        row.delivery_status, row.state = "failed", "failed"
-        row.last_error = error or "the provider reported the message as not delivered"
-        if blocked and row.conversation_id is not None:
-            conversation = session.get_one(Conversation, row.conversation_id)
-            mark_blocked(session, conversation.channel, conversation.sender, True, now)
+    _settle(session, session.get_one(OutboxMessage, part.outbox_id, with_for_update=True),
+            part, now)
     session.flush()
     return True
 
+
+def _indexes(session: Session, names: Collection[tuple[str, str]]
+             ) -> dict[str, tuple[str, str]]:
+    """The blind index of each (channel, provider id) under every key, to what it indexes."""
+    keyring = keyring_of(session)
+    return {index: (channel, provider_id) for channel, provider_id in names
+            for index in keyring.indexes("provider_message", f"{channel}\x00{provider_id}")}
+
+
+def _lock_reports(session: Session, indexes: Collection[str]) -> bool:
+    """On PostgreSQL, a lock for this transaction on each of these provider ids, so a report
+    and the recording of its part never both miss each other (SQLite lets one writer at a time
+    through anyway); whether it locked. Taken in one order, under every key, as the senders'
+    locks are (storage.repository)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    keys = sorted({int(index[:15], 16) for index in indexes})  # 60 bits of the HMAC
+    session.execute(_ADVISORY_LOCKS, {"keys": keys})
+    return True
+
+
+_ADVISORY_LOCKS = text(
+    "SELECT pg_advisory_xact_lock(key) FROM unnest(CAST(:keys AS bigint[])) AS key")
+
+
+def _part(session: Session, channel: str, indexes: Collection[str]) -> OutboxPart | None:
+    """The part a provider's id names (or the report kept on it), locked."""
+    return session.scalars(select(OutboxPart).where(
+        OutboxPart.channel == channel, OutboxPart.provider_message_index.in_(list(indexes)))
+        .limit(1).with_for_update()).first()
+
+
+def _keep(session: Session, channel: str, provider_message_id: str, now: datetime
+          ) -> OutboxPart:
+    """A report on a part not recorded yet, kept for it; reports kept too long go."""
+    session.execute(delete(OutboxPart).where(
+        OutboxPart.outbox_id.is_(None), OutboxPart.reported_at < now - EARLY_REPORT_KEPT)
+        .execution_options(synchronize_session=False))
+    part = OutboxPart(channel=channel, provider_message_id=provider_message_id, blocked=False)
+    session.add(part)
+    return part
+
+
+def _note(part: OutboxPart, status: str, error: str | None, blocked: bool,
+          now: datetime) -> None:
+    """What one report says of its part: a failure stays, and read goes past delivered
+    (reports can come out of order)."""
+    part.reported_at = now
+    if part.delivery_status == "failed" or (part.delivery_status, status) == ("read",
+                                                                            "delivered"):
+        return
+    part.delivery_status = status
+    if status == "failed":
+        part.error, part.blocked = error, blocked
+
+
+def _settle(session: Session, row: OutboxMessage, part: OutboxPart, now: datetime) -> None:
+    """What a part's report means for its row: a part not delivered fails the reply, for good
+    (a held message's template only while the message waits for it); the reply is delivered,
+    or read, once every part of it is."""
+    if part.delivery_status == "failed":
+        if part.part == 0 and row.state != "held":
+            return  # the person wrote meanwhile, and the message itself went out
+        row.delivery_status = "failed"
+        row.last_error = part.error or "the provider reported the message as not delivered"
+        if row.state != "sending":  # a sender still at it records the failure itself
+            row.state, row.next_attempt_at = "failed", None
+        if part.blocked and row.conversation_id is not None:
+            conversation = session.get_one(Conversation, row.conversation_id)
+            mark_blocked(session, conversation.channel, conversation.sender, True, now)
+        return
+    if row.state != "sent" or row.delivery_status == "failed":
+        return
+    statuses = set(session.scalars(select(OutboxPart.delivery_status).where(
+        OutboxPart.outbox_id == row.id, OutboxPart.part > 0)))
+    if statuses and statuses <= {"read"}:
+        row.delivery_status = "read"
+    elif statuses and statuses <= {"delivered", "read"}:
+        row.delivery_status = "delivered"

@@ -14,7 +14,14 @@ from sqlalchemy.orm import Session
 
 from intake.messages import InboundMessage
 from storage import repository
-from storage.models import Conversation, EmailMessage, EmailThread, Mailbox, OutboxMessage
+from storage.models import (
+    Conversation,
+    EmailMessage,
+    EmailThread,
+    Mailbox,
+    OutboxMessage,
+    OutboxPart,
+)
 from storage.models import InboundMessage as InboundRow
 from storage.sealing import keyring_of
 
@@ -81,14 +88,20 @@ def thread_by_token(session: Session, token: str) -> EmailThread | None:
 
 def conversation_answered(session: Session, message_ids: Sequence[str]) -> int | None:
     """The conversation of the newest of these Message-IDs that is one of ours (a reply we
-    sent) or one of the person's earlier mails."""
+    sent: its Message-ID is the part the outbox recorded) or one of the person's earlier
+    mails."""
     keyring = keyring_of(session)
     for message_id in message_ids:
         indexes = keyring.indexes("provider_message", f"{CHANNEL}\x00{message_id}")
-        for model in (OutboxMessage, InboundRow):
-            found = session.scalar(select(model.conversation_id).where(
-                model.channel == CHANNEL, model.provider_message_index.in_(indexes),
-                model.conversation_id.is_not(None)).limit(1))
+        ours = select(OutboxMessage.conversation_id).join(
+            OutboxPart, OutboxPart.outbox_id == OutboxMessage.id).where(
+            OutboxPart.channel == CHANNEL, OutboxPart.provider_message_index.in_(indexes),
+            OutboxMessage.conversation_id.is_not(None))
+        theirs = select(InboundRow.conversation_id).where(
+            InboundRow.channel == CHANNEL, InboundRow.provider_message_index.in_(indexes),
+            InboundRow.conversation_id.is_not(None))
+        for query in (ours, theirs):
+            found = session.scalar(query.limit(1))
             if found is not None:
                 return int(found)
     return None

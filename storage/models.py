@@ -210,18 +210,22 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column()
     # 0002_channels: what it is (reply | reminder), how it went out, and what the provider said.
     kind: Mapped[str] = mapped_column(String(16), default="reply", server_default="reply")
+    # The parts of the message the provider has taken (a template announcing a held message
+    # does not count): a retry resumes after them.
     parts_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    # 0004_security: the provider's id sealed, its blind index where the id was.
-    provider_message_index: Mapped[str | None] = mapped_column("provider_message_id",
-                                                               String(255))
+    # 0004_security: the provider's id of the part sent last, sealed. Every part's id, which
+    # delivery reports are matched by, is in `outbox_parts` (0006_outbox_parts); the blind
+    # index this table had (column provider_message_id) is empty and unmapped, kept only for
+    # instances of the version before during a rolling upgrade.
     provider_message_sealed: Mapped[str | None] = mapped_column(SealedText())
     delivery_mode: Mapped[str | None] = mapped_column(String(80))  # session | template:NAME
-    delivery_status: Mapped[str | None] = mapped_column(String(16))  # delivered | read | failed
+    # delivered | read: every part, as the provider reports; failed: one part was not delivered
+    delivery_status: Mapped[str | None] = mapped_column(String(16))
 
     recipient = Sealed[str]("recipient_sealed")
     body = Sealed[dict[str, Any]]("body_sealed", json_value=True)
     last_error = Sealed[str | None]("last_error_sealed")
-    provider_message_id = Sealed[str | None]("provider_message_sealed", index=PROVIDER_ID_INDEX)
+    provider_message_id = Sealed[str | None]("provider_message_sealed")
 
     # The columns with a server default (for rows written before 0002) get their value from
     # the Python default: nothing to read back, so the rows of a flush go in one INSERT
@@ -230,7 +234,38 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_pending", "state", "next_attempt_at"),
         Index("ix_outbox_conversation", "conversation_id", "id"),
-        Index("ix_outbox_provider_message", "channel", "provider_message_id"),
+    )
+
+
+class OutboxPart(Base):
+    """One message a provider took for an outbox row (0006_outbox_parts): a long SMS goes as
+    several, a WhatsApp question as its text and its buttons, and a message held for WhatsApp's
+    window is announced by a template first (part 0). A delivery report on any of them finds
+    the row by the provider's id (blind index).
+
+    A report can come before the sender has recorded the part (on a slow channel a reply's
+    next part waits its turn for minutes): it is kept here without a row (`outbox_id` NULL),
+    and counts for the row once the part is recorded (storage.delivery.record_parts)."""
+
+    __tablename__ = "outbox_parts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
+    channel: Mapped[str] = mapped_column(String(32))
+    part: Mapped[int | None] = mapped_column(Integer)  # 1, 2, …; 0: a held message's template
+    provider_message_index: Mapped[str] = mapped_column("provider_message_id", String(255))
+    provider_message_sealed: Mapped[str] = mapped_column(SealedText())
+    delivery_status: Mapped[str | None] = mapped_column(String(16))  # delivered | read | failed
+    error_sealed: Mapped[str | None] = mapped_column("error", SealedText())
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False)  # the failure says so
+    sent_at: Mapped[datetime | None] = mapped_column()
+    reported_at: Mapped[datetime | None] = mapped_column()
+
+    provider_message_id = Sealed[str]("provider_message_sealed", index=PROVIDER_ID_INDEX)
+    error = Sealed[str | None]("error_sealed")
+
+    __table_args__ = (
+        Index("ix_outbox_parts_outbox", "outbox_id", "part"),
+        Index("ix_outbox_parts_provider_message", "channel", "provider_message_id"),
     )
 
 

@@ -36,6 +36,7 @@ class Delivered:
     text: str
     choices: list[tuple[str, str]] = field(default_factory=list)  # (id sent back, label)
     raw: dict[str, Any] = field(default_factory=dict)
+    provider_id: str = ""  # the id the provider answered with (delivery reports name it)
 
 
 @dataclass
@@ -147,8 +148,8 @@ class FakeProviders:
         self.calls.append(("whatsapp", payload["type"]))
         if scripted := self._scripted("whatsapp"):
             return web.json_response(scripted[1], status=scripted[0])
-        self.delivered.append(whatsapp_delivered(payload))
         wamid = f"wamid.OUT{next(self.ids):08d}"
+        self.delivered.append(whatsapp_delivered(payload, wamid))
         return web.json_response({"messaging_product": "whatsapp",
                                   "contacts": [{"input": payload["to"], "wa_id": payload["to"]}],
                                   "messages": [{"id": wamid}]})
@@ -191,9 +192,11 @@ class FakeProviders:
         self.calls.append(("sms-twilio", "Messages.json"))
         if scripted := self._scripted("sms-twilio"):
             return web.json_response(scripted[1], status=scripted[0])
+        sid = f"SM{next(self.ids):032x}"
         self.delivered.append(Delivered("sms-twilio", str(form["To"]), str(form["Body"]),
-                                        raw={k: str(v) for k, v in form.items()}))
-        return web.json_response({"sid": f"SM{next(self.ids):032x}", "status": "queued",
+                                        raw={k: str(v) for k, v in form.items()},
+                                        provider_id=sid))
+        return web.json_response({"sid": sid, "status": "queued",
                                   "to": form["To"], "body": form["Body"]}, status=201)
 
     async def twilio_media(self, request: web.Request) -> web.Response:
@@ -213,24 +216,27 @@ class FakeProviders:
         self.calls.append(("sms-africastalking", "messaging"))
         if scripted := self._scripted("sms-africastalking"):
             return web.json_response(scripted[1], status=scripted[0])
+        message_id = f"ATXid_{next(self.ids)}"
         self.delivered.append(Delivered("sms-africastalking", str(form["to"]),
                                         str(form["message"]),
-                                        raw={k: str(v) for k, v in form.items()}))
+                                        raw={k: str(v) for k, v in form.items()},
+                                        provider_id=message_id))
         return web.json_response({"SMSMessageData": {
             "Message": "Sent to 1/1 Total Cost: KES 0.8000",
             "Recipients": [{"statusCode": 101, "number": form["to"], "status": "Success",
-                            "cost": "KES 0.8000", "messageId": f"ATXid_{next(self.ids)}"}]}},
+                            "cost": "KES 0.8000", "messageId": message_id}]}},
             status=201)
 
 
-def whatsapp_delivered(payload: dict[str, Any]) -> Delivered:
-    """What a person sees of one Cloud API message object."""
+def whatsapp_delivered(payload: dict[str, Any], wamid: str = "") -> Delivered:
+    """What a person sees of one Cloud API message object (`wamid`: the id Meta gave it)."""
     kind = payload["type"]
     if kind == "text":
-        return Delivered("whatsapp", payload["to"], payload["text"]["body"], raw=payload)
+        return Delivered("whatsapp", payload["to"], payload["text"]["body"], raw=payload,
+                         provider_id=wamid)
     if kind == "template":
         return Delivered("whatsapp", payload["to"], f"[template {payload['template']['name']}]",
-                         raw=payload)
+                         raw=payload, provider_id=wamid)
     interactive = payload["interactive"]
     if interactive["type"] == "button":
         choices = [(b["reply"]["id"], b["reply"]["title"])
@@ -238,4 +244,5 @@ def whatsapp_delivered(payload: dict[str, Any]) -> Delivered:
     else:
         choices = [(row["id"], row["title"]) for section in interactive["action"]["sections"]
                    for row in section["rows"]]
-    return Delivered("whatsapp", payload["to"], interactive["body"]["text"], choices, payload)
+    return Delivered("whatsapp", payload["to"], interactive["body"]["text"], choices, payload,
+                     wamid)

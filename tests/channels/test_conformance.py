@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from channels.conformance import Case
 from gateway.queue import queue_entry
 from intake.messages import InboundMessage
-from storage import repository
+from storage import delivery, repository
 from storage.db import transaction
 from storage.models import Conversation, MediaDownload, OutboxMessage
 from tests.channels import fakes
@@ -46,9 +46,11 @@ def _add_sent(gateway: Gateway, channel: str, provider_id: str, recipient: str) 
         conversation = repository.new_conversation(session, channel, recipient, now)
         row = OutboxMessage(channel=channel, recipient=recipient, conversation_id=conversation.id,
                             body={"text": "hello", "choices": []}, state="sent", attempts=1,
-                            created_at=now, sent_at=now, provider_message_id=provider_id)
+                            created_at=now, sent_at=now, provider_message_id=provider_id,
+                            parts_sent=1)
         session.add(row)
         session.flush()
+        delivery.record_parts(session, [delivery.SentParts(row, [provider_id], 1)], now)
         return row.id
 
 
