@@ -305,8 +305,10 @@ class IntakeService:
     def _notify(self, session: Session, conversation: Conversation,
                 notices: list[OutboundMessage], now: datetime) -> Queued:
         """Only the notices (a message that held nothing but failed files); the question
-        stays open."""
+        stays open, and the draft is active again, as after any message of the person's (an
+        expired draft would otherwise stay expired, to be purged while they are writing)."""
         self._heard_from(session, conversation, now)
+        _active(conversation, now)
         last = notices[-1]
         awaiting = State.from_dict(conversation.state).current
         notices[-1] = OutboundMessage(last.text, awaiting=awaiting, ends_turn=True,
@@ -459,9 +461,7 @@ class IntakeService:
     def _save_state(self, conversation: Conversation, state: State, now: datetime) -> None:
         conversation.state = state.to_dict()
         conversation.language = state.language or state.guessed_language
-        conversation.updated_at = now
-        if conversation.status == "expired":
-            conversation.status, conversation.expired_at = "draft", None
+        _active(conversation, now)
 
     def _record_failure(self, inbound_id: int, error: Exception) -> list[Delivered]:
         """Keep the failed message visible and tell the person it is safe."""
@@ -500,3 +500,9 @@ def _message_of(row: Any) -> InboundMessage:
                           for a in row.attachments or []),
         received_at=row.received_at, hints=dict(row.hints or {}))
 
+
+def _active(conversation: Conversation, now: datetime) -> None:
+    """The person wrote: the draft counts as touched now, and an expired one is a draft again."""
+    conversation.updated_at = now
+    if conversation.status == "expired":
+        conversation.status, conversation.expired_at = "draft", None

@@ -360,6 +360,31 @@ async def test_failed_download_is_retried_then_reported_and_later_messages_wait(
     assert conversation(gateway, "whatsapp", sender).language == "en"
 
 
+async def test_a_file_that_never_arrives_still_wakes_an_expired_draft(
+        gateway: Gateway, clock: Clock) -> None:
+    # The person's only sign of life is a photo whose download fails: their draft must not
+    # stay expired (retention purges expired drafts) while they are writing to us.
+    sender = SENDERS["whatsapp"]
+    await say(gateway, WHATSAPP, "Hello")
+    with transaction(gateway.runtime.sessions) as session:
+        row = repository.current_conversation(session, "whatsapp", sender)
+        row.status, row.expired_at = "expired", datetime.now(UTC) - timedelta(days=3)
+    for _ in range(4):
+        gateway.providers.fail_next("whatsapp-file", 503, "unavailable")
+    photo = WHATSAPP.fixture("media_image")
+    photo["entry"][0]["changes"][0]["value"]["messages"][0]["from"] = sender
+    del photo["entry"][0]["changes"][0]["value"]["messages"][0]["image"]["caption"]
+    await gateway.post(WHATSAPP, photo)
+    for _ in range(4):
+        clock.advance(120)
+        await gateway.messaging.inbound.retry_media()
+        await gateway.settle()
+    texts = [d.text for d in gateway.providers.to("whatsapp", sender)]
+    assert any("did not reach us" in t for t in texts)
+    woken = conversation(gateway, "whatsapp", sender)
+    assert woken.status == "draft" and woken.expired_at is None
+
+
 # -- order, startup, handshakes and secrets ------------------------------------------------------
 
 
