@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -39,6 +38,7 @@ from storage.db import alembic_config, open_engine, transaction
 from storage.models import Application, Conversation
 from storage.models import InboundMessage as InboundRow
 from tests.filings import ENGLISH_FILING
+from tests.postgres_locks import lock_waited_or_done
 
 PHONE = "243970000001"
 # WhatsApp's message ids carry the sender's number, base64-encoded.
@@ -360,7 +360,7 @@ def test_a_turn_committed_during_a_rotation_is_kept(runtime: Runtime,
     def reseal_row_while_jane_answers(session: Any, keyring: Any, row: Any) -> None:
         if isinstance(row, Conversation) and turn.ident is None:
             turn.start()  # the instance processes Jane's next answer meanwhile
-            lock_waited_or_done(runtime, turn)
+            lock_waited_or_done(runtime, lambda: not turn.is_alive())
         reseal_row(session, keyring, row)
 
     monkeypatch.setattr(keys, "_reseal_row", reseal_row_while_jane_answers)
@@ -369,18 +369,6 @@ def test_a_turn_committed_during_a_rotation_is_kept(runtime: Runtime,
     assert replies[-1].message.text == "Who is the applicant?"
     assert answers(runtime) == [["applicant.on_behalf", "language"]]
     assert not keys.status(runtime).unfinished
-
-
-def lock_waited_or_done(runtime: Runtime, thread: threading.Thread) -> None:
-    """Until the thread is done or waits for a row lock (at most 10 s)."""
-    deadline = time.monotonic() + 10
-    while thread.is_alive() and time.monotonic() < deadline:
-        with runtime.database.connect() as connection:
-            if connection.scalar(text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND datname = current_database()")):
-                return
-        time.sleep(0.02)
 
 
 def test_a_lost_key_file_is_not_silently_replaced(settings: Settings) -> None:

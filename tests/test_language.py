@@ -286,8 +286,11 @@ def test_first_message_without_words_is_answered_in_the_hinted_language(
 
 def test_engine_without_a_detector_uses_the_script_and_the_hints() -> None:
     plain = Engine(load_form(), marked_catalogs())
-    assert greeting(plain, "Bonjour")[0][0] == "[en] welcome"
-    assert greeting(plain, "Bonjour", {"language": "fr"})[0][0] == "[fr] welcome"
+    assert greeting(plain, "Je voudrais porter plainte")[0][0] == "[en] welcome"
+    assert greeting(plain, "Je voudrais porter plainte", {"language": "fr"})[0][0] == \
+        "[fr] welcome"
+    # A greeting of the catalogs' words.greeting needs no detector.
+    assert greeting(plain, "Bonjour")[0][0] == "[fr] welcome"
     assert greeting(plain, "你好", {"language": "fr"})[0][0] == "[zh] welcome"
 
 

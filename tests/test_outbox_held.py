@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from gateway.outbox import OutboxSender
 from gateway.providers import WHATSAPP_WINDOW, Rendering
@@ -22,6 +20,7 @@ from storage import delivery, repository
 from storage.db import transaction
 from storage.delivery import Claim
 from storage.models import OutboxMessage
+from tests.postgres_locks import lock_waited_or_done
 from tests.test_outbox import FakeClient, Provider
 
 PERSON = "+243970000001"
@@ -58,18 +57,6 @@ class OtherInstance:
             delivery.release_held(session, [conversation.id], datetime.now(UTC))
             self.begun.set()
             self.commit.wait(10)
-
-
-def lock_waited_or_done(runtime: Runtime, done: Callable[[], bool]) -> None:
-    """Until a transaction of this database waits for a row lock, or `done` (at most 10 s)."""
-    deadline = time.monotonic() + 10
-    while not done() and time.monotonic() < deadline:
-        with runtime.database.connect() as connection:
-            if connection.scalar(text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND datname = current_database()")):
-                return
-        time.sleep(0.02)
 
 
 @pytest.mark.parametrize("settings", ["postgresql"], indirect=True)
