@@ -391,7 +391,7 @@ class Engine:
 
     def _choice_by_word(self, state: State, step: Step, folded: str) -> str | None:
         """The one choice whose label, in the person's language or English, holds the
-        answer as a whole word ("extraction" for "Extraction minière", "refinery" for
+        answer as a whole word ("extraction" for "Extraction minière", "smelting" for
         "Smelting or refining"); None when no choice or several do, or the answer is too
         short to tell (MIN_LETTERS_TO_GUESS)."""
         if len(folded) < MIN_LETTERS_TO_GUESS or not folded.isalpha():
