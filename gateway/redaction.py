@@ -22,6 +22,7 @@ import threading
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -141,7 +142,9 @@ def _log_uncaught_in_thread(uncaught: threading.ExceptHookArgs) -> None:
 
 def secrets_of(settings: Any, keys: Iterable[str] = ()) -> list[str]:
     """Every secret the settings hold, for masking: the channels', the signing key, the
-    translation server's key, the database password, and the encryption keys."""
+    translation server's key, the database password, the password of any other URL setting
+    (a LibreTranslate server or a provider's base URL behind a proxy with `user:password@`),
+    and the encryption keys."""
     from gateway.providers import secrets_of as channel_secrets
 
     found = [*channel_secrets(settings), settings.secret_key,
@@ -149,9 +152,19 @@ def secrets_of(settings: Any, keys: Iterable[str] = ()) -> list[str]:
     found += settings.encryption_key.get_secret_value().split(",")
     with contextlib.suppress(ArgumentError):
         found.append(make_url(settings.effective_database_url).password or "")
+    found += [_url_password(value) for value in vars(settings).values()
+              if isinstance(value, str) and "://" in value]
     for path in (settings.encryption_key_file or settings.data_dir / "encryption.key",
                  settings.data_dir / "secret_key"):
         if path.is_file():  # its keys; not the words of a comment, masked in every line
             found += [word for line in path.read_text(encoding="ascii", errors="replace")
                       .splitlines() if not line.strip().startswith("#") for word in line.split()]
     return [secret.strip() for secret in found if secret and secret.strip()]
+
+
+def _url_password(url: str) -> str:
+    """The password in a URL's `user:password@`, or ''."""
+    try:
+        return urlsplit(url).password or ""
+    except ValueError:  # a port that is not a number: no password to find either
+        return ""

@@ -180,3 +180,12 @@ def test_a_comment_in_the_key_file_does_not_mask_its_words_everywhere(tmp_path: 
     finally:
         logger.removeHandler(handler)
     assert written.getvalue() == f"the office rotated the key in March: {MASK}\n"
+
+
+def test_the_password_of_a_url_setting_is_masked(tmp_path: Path, log_text: io.StringIO) -> None:
+    settings = Settings(data_dir=tmp_path, translation_backend="libretranslate",
+                        libretranslate_url="https://mcm:Tr4nsl8-pw@translate.example.org/")
+    install(secrets_of(settings))
+    log.warning("translation server %s did not answer", settings.libretranslate_url)
+    assert "Tr4nsl8-pw" not in log_text.getvalue()
+    assert "translate.example.org" in log_text.getvalue()
