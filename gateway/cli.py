@@ -29,7 +29,7 @@ from intake.messages import Attachment, InboundMessage, OutboundMessage
 from intake.workflow import ROLES, STATUSES
 from storage import repository, translations
 from storage.crypto import KeyConfigError
-from storage.db import DatabaseUnavailable, transaction
+from storage.db import DatabaseUnavailable, NoDatabase, transaction
 from storage.models import Application
 
 log = logging.getLogger("gateway")
@@ -60,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                f"upgraded by a newer version?): {error}", 2)
     except KeyConfigError as error:
         return _fail(settings, f"the encryption key: {error}", 2)
+    except NoDatabase as error:
+        return _fail(settings, f"{error}: is GATEWAY_DATA_DIR (or GATEWAY_DATABASE_URL) right? "
+                               "`gateway db upgrade` makes one there", 2)
     except KeyboardInterrupt:
         return 130
 
@@ -317,7 +320,7 @@ def _db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
 def _keys_status(settings: Settings, args: argparse.Namespace) -> int:
     from gateway import keys
 
-    runtime = open_runtime(settings)
+    runtime = open_runtime(settings, existing=True)
     try:
         found = keys.status(runtime).as_dict()
     finally:
@@ -343,7 +346,7 @@ def _keys_status(settings: Settings, args: argparse.Namespace) -> int:
 def _keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
     from gateway import keys
 
-    runtime = open_runtime(settings)
+    runtime = open_runtime(settings, existing=True)
     try:
         done = keys.rotate(runtime)
         left = keys.status(runtime)
@@ -371,7 +374,7 @@ def _keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
 def _keys_prune(settings: Settings, args: argparse.Namespace) -> int:
     from gateway import keys
 
-    runtime = open_runtime(settings)
+    runtime = open_runtime(settings, existing=True)
     try:
         removed = keys.prune(runtime)
     except keys.RotationRefused as refused:
@@ -393,7 +396,7 @@ def _keys_generate(settings: Settings, args: argparse.Namespace) -> int:
 def _retention_purge(settings: Settings, args: argparse.Namespace) -> int:
     from gateway.retention import purge
 
-    runtime = open_runtime(settings)
+    runtime = open_runtime(settings, existing=True)
     try:
         report = purge(runtime, now_utc(), dry_run=args.dry_run)
     finally:
@@ -420,7 +423,7 @@ def _retention_purge(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _queue_list(settings: Settings, args: argparse.Namespace) -> int:
-    runtime = open_runtime(settings)
+    runtime = open_runtime(settings, existing=True)
     try:
         with transaction(runtime.sessions) as session:
             rows = repository.applications(session, repository.QueueFilter(
@@ -448,7 +451,7 @@ def _queue_list(settings: Settings, args: argparse.Namespace) -> int:
 def _queue_show(settings: Settings, args: argparse.Namespace) -> int:
     from intake.reference import normalise_reference
 
-    runtime = open_runtime(settings)
+    runtime = open_runtime(settings, existing=True)
     try:
         with transaction(runtime.sessions) as session:
             application: Application | None = repository.application_by_reference(
@@ -559,7 +562,7 @@ def _print_translations(texts: list[dict[str, Any]]) -> None:
 def _stats(settings: Settings, args: argparse.Namespace) -> int:
     from gateway.stats import summary
 
-    runtime = open_runtime(settings)
+    runtime = open_runtime(settings, existing=True)
     try:
         counts = summary(runtime)
     finally:
@@ -701,7 +704,7 @@ def _users_add(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _users_list(settings: Settings, args: argparse.Namespace) -> int:
-    runtime = open_runtime(settings)
+    runtime = open_runtime(settings, existing=True)
     try:
         listed = list_users(runtime.sessions)
     finally:
@@ -719,7 +722,7 @@ def _users_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _users_disable(settings: Settings, args: argparse.Namespace) -> int:
-    runtime = open_runtime(settings)
+    runtime = open_runtime(settings, existing=True)
     try:
         disable_user(runtime.sessions, args.name)
     except StaffError as error:

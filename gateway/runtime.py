@@ -17,7 +17,7 @@ from gateway.service import IntakeService, build_engine
 from gateway.settings import Settings
 from intake.engine import Engine
 from storage.crypto import Keyring
-from storage.db import needs_upgrade, open_engine, session_factory, upgrade
+from storage.db import needs_upgrade, open_engine, require_database, session_factory, upgrade
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,12 @@ class Runtime:
         self.database.dispose()
 
 
-def open_runtime(settings: Settings, migrate: bool = True) -> Runtime:
-    """Open everything; with `migrate`, bring an empty or older database up to date."""
+def open_runtime(settings: Settings, migrate: bool = True, existing: bool = False) -> Runtime:
+    """Open everything; with `migrate`, bring an empty or older database up to date. With
+    `existing` (commands that look at what is there), refuse with NoDatabase where there is
+    no gateway database yet, making neither a database nor a key."""
+    if existing:
+        require_database(settings.effective_database_url)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     keyring = open_keyring(settings)
     install(secrets_of(settings))

@@ -209,6 +209,30 @@ def upgrade(engine: Engine, keyring: Keyring | None = None) -> None:
         command.upgrade(config, "head")
 
 
+class NoDatabase(RuntimeError):
+    """There is no gateway database where the settings point (a mistyped data folder)."""
+
+
+def require_database(url: str) -> None:
+    """Raise NoDatabase unless the URL holds a gateway database already: a command that only
+    reads must not make an empty one (and a new key) where a mistyped setting points, and
+    then report an empty queue."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1].split("?", 1)[0]
+        if path and path != ":memory:" and not Path(path).is_file():
+            raise NoDatabase(f"no gateway database at {path}")
+        if not path or path == ":memory:":
+            return
+    engine = open_engine(url)
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+    if current is None:
+        raise NoDatabase(f"no gateway database in {engine.url.render_as_string()}")
+
+
 def needs_upgrade(engine: Engine) -> bool:
     """Whether the database is behind the newest migration (or empty)."""
     head = ScriptDirectory.from_config(alembic_config(str(engine.url))).get_current_head()

@@ -235,7 +235,7 @@ def test_a_database_that_cannot_be_opened_is_a_clear_error(tmp_path: Path, url: 
 
 def test_a_missing_or_wrong_key_is_a_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "keys" / "gateway.key"
-    result = gateway(tmp_path, "queue", "list", env={"GATEWAY_ENCRYPTION_KEY_FILE": str(missing)})
+    result = gateway(tmp_path, "db", "upgrade", env={"GATEWAY_ENCRYPTION_KEY_FILE": str(missing)})
     assert result.returncode == 2
     assert b"gateway.key, which does not exist" in result.stderr
     assert b"Traceback" not in result.stderr
@@ -301,3 +301,37 @@ def test_queue_show_masks_identity_a_confidentiality_request_protects(tmp_path: 
         runtime.close()
     assert audit == [("identity.reveal", reference, True),
                      ("identity.view", open_reference, True)]
+
+
+@pytest.mark.parametrize("command", [("queue", "list"), ("stats", "--json"), ("keys", "status"),
+                                     ("users", "list")])
+def test_a_command_that_looks_at_a_mistyped_data_folder_makes_nothing_there(
+        tmp_path: Path, command: tuple[str, ...]) -> None:
+    typo = tmp_path / "var-typo"
+    result = gateway(tmp_path, *command, env={"GATEWAY_DATA_DIR": str(typo)})
+    error = result.stderr.decode()
+    assert result.returncode == 2, error
+    assert "no gateway database" in error and "GATEWAY_DATA_DIR" in error
+    assert "Traceback" not in error and b"empty" not in result.stdout
+    assert not typo.exists()  # no database, no new encryption key
+
+
+def test_a_command_that_looks_at_an_empty_postgresql_database_says_so(tmp_path: Path) -> None:
+    import uuid
+
+    import sqlalchemy
+
+    name = f"gateway_empty_{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test",
+                                     isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    try:
+        result = gateway(tmp_path, "queue", "list", env={
+            "GATEWAY_DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{name}"})
+        assert result.returncode == 2, result.stderr.decode()
+        assert b"no gateway database" in result.stderr
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sqlalchemy.text(f"DROP DATABASE {name}"))
+        admin.dispose()

@@ -115,6 +115,7 @@ def test_without_a_retention_setting_nothing_is_purged(settings: Settings,
     monkeypatch.setenv("GATEWAY_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("GATEWAY_DATABASE_URL", settings.database_url)
     monkeypatch.delenv("GATEWAY_DRAFT_RETENTION_DAYS", raising=False)
+    assert main(["db", "upgrade"]) == 0
     assert main(["retention", "purge", "--dry-run"]) == 0
     assert "drafts are kept" in capsys.readouterr().out
 
