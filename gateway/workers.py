@@ -15,8 +15,8 @@ from gateway.runtime import Runtime
 from gateway.service import MAX_PROCESSING_ATTEMPTS, now_utc
 from gateway.translation.worker import start_translation_worker
 from intake.engine import State
-from storage import repository
-from storage.db import transaction
+from storage import delivery, repository
+from storage.db import reading, transaction
 
 log = logging.getLogger(__name__)
 # A stored message still unprocessed after this long was interrupted (a crash, a restart).
@@ -62,6 +62,7 @@ class RoundReport:
     reminded: int = 0
     expired: int = 0
     purged: int = 0
+    reports_forgotten: int = 0
 
 
 def run_once(runtime: Runtime, now: datetime) -> RoundReport:
@@ -71,7 +72,18 @@ def run_once(runtime: Runtime, now: datetime) -> RoundReport:
         reminded=remind_idle_drafts(runtime, now),
         expired=expire_drafts(runtime, now),
         purged=purge_expired_drafts(runtime, now),
+        reports_forgotten=forget_early_reports(runtime, now),
     )
+
+
+def forget_early_reports(runtime: Runtime, now: datetime) -> int:
+    """Delivery reports kept for parts that never came go after a day, whether or not
+    another report comes to sweep them (looked for first without SQLite's write lock)."""
+    with reading(runtime.sessions) as session:
+        if not delivery.early_reports_past_keeping(session, now):
+            return 0
+    with transaction(runtime.sessions) as session:
+        return delivery.forget_early_reports(session, now)
 
 
 def reprocess_interrupted(runtime: Runtime, now: datetime) -> int:

@@ -390,12 +390,26 @@ def _part(session: Session, channel: str, indexes: Collection[str]) -> OutboxPar
 def _keep(session: Session, channel: str, provider_message_id: str, now: datetime
           ) -> OutboxPart:
     """A report on a part not recorded yet, kept for it; reports kept too long go."""
-    session.execute(delete(OutboxPart).where(
-        OutboxPart.outbox_id.is_(None), OutboxPart.reported_at < now - EARLY_REPORT_KEPT)
-        .execution_options(synchronize_session=False))
+    forget_early_reports(session, now)
     part = OutboxPart(channel=channel, provider_message_id=provider_message_id, blocked=False)
     session.add(part)
     return part
+
+
+def early_reports_past_keeping(session: Session, now: datetime) -> bool:
+    """Whether a report kept for a part is older than EARLY_REPORT_KEPT (a read)."""
+    return session.scalar(select(OutboxPart.id).where(
+        OutboxPart.outbox_id.is_(None), OutboxPart.reported_at < now - EARLY_REPORT_KEPT)
+        .limit(1)) is not None
+
+
+def forget_early_reports(session: Session, now: datetime) -> int:
+    """Delete the reports kept for parts that never came (their sealed ids name a person's
+    number on WhatsApp): past EARLY_REPORT_KEPT nothing will claim them."""
+    result = session.execute(delete(OutboxPart).where(
+        OutboxPart.outbox_id.is_(None), OutboxPart.reported_at < now - EARLY_REPORT_KEPT)
+        .execution_options(synchronize_session=False))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _note(part: OutboxPart, status: str, error: str | None, blocked: bool,

@@ -12,7 +12,7 @@ import pytest
 from alembic import command
 from sqlalchemy import func, select, text, update
 
-from gateway import keys, retention
+from gateway import keys, retention, workers
 from gateway.outbox import OutboxSender
 from gateway.runtime import Runtime, open_runtime
 from gateway.service import now_utc
@@ -130,6 +130,15 @@ def at_0005_with_a_sent_row(settings: Settings) -> tuple[str, int]:
         outbox_id = row.id
     database.dispose()
     return provider_id, outbox_id
+
+
+async def test_the_background_round_forgets_a_kept_report_after_a_day(opened: Runtime) -> None:
+    # Its sealed id names a person's number on WhatsApp: it goes even if no report follows.
+    assert not report(opened, "wamid.never-recorded", "failed")
+    assert workers.run_once(opened, now_utc() + timedelta(hours=23)).reports_forgotten == 0
+    assert workers.run_once(opened, now_utc() + timedelta(hours=25)).reports_forgotten == 1
+    with transaction(opened.sessions) as session:
+        assert session.scalar(select(func.count()).select_from(OutboxPart)) == 0
 
 
 def test_a_reply_sent_before_the_upgrade_is_still_found_by_its_report(
