@@ -283,9 +283,7 @@ class Engine:
     def _reader(self, text: str) -> LanguageDetector:
         """The detector, unless the text is a greeting only one language says ("hi",
         "habari", "oi"): a detector reads two letters as noise ("Hi" came out Swahili)."""
-        folded = fold(text)
-        saying = [language for language in self.form.languages
-                  if folded in self._words_of(language, "words.greeting")]
+        saying = self._languages_saying(text, "words.greeting")
         return _Known({saying[0]: 1.0}) if len(saying) == 1 else self.detector
 
     def _first_language_reply(self, state: State, step: Step, text: str, ctx: Context) -> str:
@@ -299,8 +297,7 @@ class Engine:
             return text
         answer, rest = self._yes_or_no(text)
         if answer and not rest:
-            saying = [language for language in self.form.languages
-                      if fold(text) in self._words_of(language, "words.yes")]
+            saying = self._languages_saying(text, "words.yes")
             if state.guessed_language in saying:  # "oui" in French, "ok" in English
                 return state.guessed_language
             if len(saying) == 1:  # "oui" to a question asked in English: ask in French
@@ -992,9 +989,12 @@ class Engine:
         return {fold(w) for text in self.catalogs.all_texts(msgid) for w in text.split(",")
                 if w.strip()}
 
-    def _words_of(self, language: str, msgid: str) -> set[str]:
-        """The comma-separated words of a catalog entry in one language, folded."""
-        return {fold(w) for w in self.catalogs.text(language, msgid).split(",") if w.strip()}
+    def _languages_saying(self, text: str, msgid: str) -> list[str]:
+        """The languages whose words of a catalog entry (comma-separated) hold the text."""
+        folded = fold(text)
+        return [language for language in self.form.languages
+                if folded in {fold(w) for w in self.catalogs.text(language, msgid).split(",")
+                              if w.strip()}]
 
     def _lang(self, state: State) -> str:
         """The conversation's language; before it is chosen, the one the person seems to
