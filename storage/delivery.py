@@ -10,6 +10,7 @@ from functools import cache
 from typing import Any, Protocol, cast
 
 from sqlalchemy import (
+    ColumnElement,
     Select,
     Table,
     Update,
@@ -18,14 +19,13 @@ from sqlalchemy import (
     exists,
     func,
     select,
-    text,
     update,
 )
 from sqlalchemy.orm import Session, aliased
 
 from storage.models import Conversation, MediaDownload, OutboxMessage, OutboxPart
 from storage.models import InboundMessage as InboundRow
-from storage.repository import add_files, by_sender
+from storage.repository import add_files, by_sender, lock_indexes
 from storage.sealing import keyring_of
 
 # Outbox rows in these states keep the rows after them (same conversation) waiting.
@@ -318,7 +318,7 @@ def record_parts(session: Session, sent: Sequence[SentParts], now: datetime) -> 
     if not named:
         return
     indexes = _indexes(session, named)
-    _lock_reports(session, indexes)
+    lock_indexes(session, indexes)
     early = {indexes[part.provider_message_index]: part for part in session.scalars(
         select(OutboxPart).where(OutboxPart.outbox_id.is_(None),
                                  OutboxPart.provider_message_index.in_(sorted(indexes)))
@@ -340,7 +340,7 @@ def record_report(session: Session, channel: str, provider_message_id: str, stat
     the sender records the part (`record_parts`)."""
     indexes = _indexes(session, [(channel, provider_message_id)])
     part = _part(session, channel, indexes)
-    if part is None and status in REPORTED and _lock_reports(session, indexes):
+    if part is None and status in REPORTED and lock_indexes(session, indexes):
         part = _part(session, channel, indexes)  # recorded while this waited for the lock
     if status not in REPORTED:
         return part is not None and part.outbox_id is not None
@@ -364,22 +364,6 @@ def _indexes(session: Session, names: Collection[tuple[str, str]]
             for index in keyring.indexes("provider_message", f"{channel}\x00{provider_id}")}
 
 
-def _lock_reports(session: Session, indexes: Collection[str]) -> bool:
-    """On PostgreSQL, a lock for this transaction on each of these provider ids, so a report
-    and the recording of its part never both miss each other (SQLite lets one writer at a time
-    through anyway); whether it locked. Taken in one order, under every key, as the senders'
-    locks are (storage.repository)."""
-    if session.get_bind().dialect.name != "postgresql":
-        return False
-    keys = sorted({int(index[:15], 16) for index in indexes})  # 60 bits of the HMAC
-    session.execute(_ADVISORY_LOCKS, {"keys": keys})
-    return True
-
-
-_ADVISORY_LOCKS = text(
-    "SELECT pg_advisory_xact_lock(key) FROM unnest(CAST(:keys AS bigint[])) AS key")
-
-
 def _part(session: Session, channel: str, indexes: Collection[str]) -> OutboxPart | None:
     """The part a provider's id names (or the report kept on it), locked."""
     return session.scalars(select(OutboxPart).where(
@@ -398,18 +382,20 @@ def _keep(session: Session, channel: str, provider_message_id: str, now: datetim
 
 def early_reports_past_keeping(session: Session, now: datetime) -> bool:
     """Whether a report kept for a part is older than EARLY_REPORT_KEPT (a read)."""
-    return session.scalar(select(OutboxPart.id).where(
-        OutboxPart.outbox_id.is_(None), OutboxPart.reported_at < now - EARLY_REPORT_KEPT)
-        .limit(1)) is not None
+    return session.scalar(select(OutboxPart.id).where(*_past_keeping(now)).limit(1)) is not None
 
 
 def forget_early_reports(session: Session, now: datetime) -> int:
     """Delete the reports kept for parts that never came (their sealed ids name a person's
     number on WhatsApp): past EARLY_REPORT_KEPT nothing will claim them."""
-    result = session.execute(delete(OutboxPart).where(
-        OutboxPart.outbox_id.is_(None), OutboxPart.reported_at < now - EARLY_REPORT_KEPT)
-        .execution_options(synchronize_session=False))
+    result = session.execute(delete(OutboxPart).where(*_past_keeping(now))
+                             .execution_options(synchronize_session=False))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _past_keeping(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """The reports kept for a part that has not come in EARLY_REPORT_KEPT."""
+    return (OutboxPart.outbox_id.is_(None), OutboxPart.reported_at < now - EARLY_REPORT_KEPT)
 
 
 def _note(part: OutboxPart, status: str, error: str | None, blocked: bool,

@@ -123,23 +123,25 @@ def _inbound_rows() -> Select[InboundRow]:
 
 def current_conversation(session: Session, channel: str, sender: str) -> Conversation | None:
     """The newest conversation of this sender on this channel, locked for this transaction
-    (and, when there is none yet, the opening of one: see `_lock_senders`)."""
+    (and, when there is none yet, the opening of one: see `lock_indexes`)."""
     indexes = sender_indexes(session, channel, sender)
-    _lock_senders(session, indexes)
+    lock_indexes(session, indexes)
     return session.scalars(_current_conversation(), {
         "channel": channel, "indexes": indexes}).first()
 
 
-def _lock_senders(session: Session, indexes: Collection[str]) -> None:
-    """On PostgreSQL, a lock for this transaction on each of these senders (by blind index):
-    a person's first two messages processed at the same moment by two instances would
-    otherwise both find no conversation and open one each. (SQLite's write lock already lets
-    one transaction at a time through.) Taken in one order everywhere, so two groups never
-    wait for each other in a circle."""
+def lock_indexes(session: Session, indexes: Collection[str]) -> bool:
+    """On PostgreSQL, a lock for this transaction on each of these blind indexes (senders,
+    providers' message ids); whether it locked. A person's first two messages processed at
+    the same moment by two instances would otherwise both find no conversation and open one
+    each, and a delivery report and the recording of its part could miss each other. (SQLite's
+    write lock already lets one transaction at a time through.) Taken in one order
+    everywhere, so two transactions never wait for each other in a circle."""
     if session.get_bind().dialect.name != "postgresql" or not indexes:
-        return
+        return False
     keys = sorted({int(index[:15], 16) for index in indexes})  # 60 bits of the HMAC
     session.execute(_ADVISORY_LOCKS, {"keys": keys})
+    return True
 
 
 _ADVISORY_LOCKS = text(
@@ -168,7 +170,7 @@ def current_conversations(session: Session, senders: Collection[tuple[str, str]]
             by_index[(channel, index)] = (channel, sender)
     if not by_index:
         return {}
-    _lock_senders(session, [index for _, index in by_index])
+    lock_indexes(session, [index for _, index in by_index])
     found: dict[tuple[str, str], Conversation] = {}
     # Newest first: a sender whose rows are under two keys (a rotation under way) gets the
     # newest of the newest under each.
